@@ -1,0 +1,360 @@
+#!/usr/bin/env node
+// Builds the runtime that outrun ships to a bare remote, into dist/runtime/:
+//
+//   node                      copy of the local node binary (process.execPath)
+//   lib/<ld.so>               the local dynamic loader (basename of node's PT_INTERP)
+//   lib/*.so*                 every shared library node needs (ldd, on this machine), plus
+//                             libfuse.so.2 = fuse-native's prebuilt libfuse.so
+//   fuse.node                 fuse-native's prebuilt N-API addon
+//   agent.js                  esbuild bundle of src/remote/agent.ts
+//   outrun-helper             static binary from scripts/build-helper.sh
+//   manifest.json             { version, id, machine, files: { rel: { sha256, size, mode } } }
+//
+// The id is the first 32 hex chars of sha256(canonical JSON of files): identical content gives
+// the identical id (src/client/runtime.ts computes it the same way and checks it on load).
+//
+// Usage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--helper=FILE] [--out=DIR]
+//   --agent-entry  bundle FILE instead of src/remote/agent.ts (testing)
+//   --helper       take a prebuilt outrun-helper instead of running scripts/build-helper.sh
+// Importable: `import { buildRuntime } from './build-runtime.mjs'`.
+
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MANIFEST_VERSION = 1;
+const CACHE_NAME = '.build-cache.json';
+
+class BuildError extends Error {}
+
+function canonicalJson(value) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+}
+
+function unameMachine(arch) {
+  return { x64: 'x86_64', arm64: 'aarch64' }[arch];
+}
+
+function sha256File(file) {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** The PT_INTERP of an ELF file (the dynamic loader it asks for), or undefined if static. */
+function elfInterpreter(file) {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const hdr = Buffer.alloc(64);
+    fs.readSync(fd, hdr, 0, 64, 0);
+    if (hdr.readUInt32BE(0) !== 0x7f454c46) throw new BuildError(`${file} is not an ELF file`);
+    const is64 = hdr[4] === 2;
+    const le = hdr[5] === 1;
+    const u16 = (b, o) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const u32 = (b, o) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const uN = (b, o) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+    const phoff = uN(hdr, is64 ? 0x20 : 0x1c);
+    const phentsize = u16(hdr, is64 ? 0x36 : 0x2a);
+    const phnum = u16(hdr, is64 ? 0x38 : 0x2c);
+    const ph = Buffer.alloc(phentsize * phnum);
+    fs.readSync(fd, ph, 0, ph.length, phoff);
+    for (let i = 0; i < phnum; i++) {
+      const e = ph.subarray(i * phentsize);
+      if (u32(e, 0) !== 3 /* PT_INTERP */) continue;
+      const off = uN(e, is64 ? 0x08 : 0x04);
+      const size = uN(e, is64 ? 0x20 : 0x10);
+      const s = Buffer.alloc(size);
+      fs.readSync(fd, s, 0, size, off);
+      return s.toString('latin1').replace(/\0.*$/s, '');
+    }
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Shared libraries `file` needs, as { soname: realPath }; names listed in `allowMissing` may be
+ * unresolved. The loader itself and the vDSO are left out. */
+function sharedLibraries(file, loaderBase, allowMissing) {
+  let out;
+  try {
+    out = execFileSync('ldd', [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    throw new BuildError(`ldd ${file} failed: ${String(err.stderr || err.message).trim()}`);
+  }
+  const libs = {};
+  for (const raw of out.split('\n')) {
+    const line = raw.trim();
+    if (!line || /statically linked/.test(line)) continue;
+    let m = /^(\S+) => not found$/.exec(line);
+    if (m) {
+      if (allowMissing.includes(m[1])) continue;
+      throw new BuildError(`${file} needs ${m[1]}, which is not installed on this machine`);
+    }
+    m = /^(\S+) => (\/\S+) \(0x[0-9a-f]+\)$/.exec(line);
+    if (m) {
+      if (m[1] !== loaderBase && path.basename(m[2]) !== loaderBase) libs[m[1]] = fs.realpathSync(m[2]);
+      continue;
+    }
+    if (/^\S+ \(0x[0-9a-f]+\)$/.test(line)) continue; // vdso or the loader itself
+    throw new BuildError(`cannot understand ldd output for ${file}: ${line}`);
+  }
+  return libs;
+}
+
+function readJson(file, fallback) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return fallback;
+  }
+}
+
+function writeAtomic(file, data, mode = 0o644) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.chmodSync(tmp, mode);
+  fs.renameSync(tmp, file);
+}
+
+/** esbuild plugin: fuse-native's native pieces, resolved for the runtime directory layout. */
+function fuseNativePlugin() {
+  return {
+    name: 'outrun-fuse-native',
+    setup(build) {
+      // node-gyp-build(__dirname) looks for prebuilds next to the package: in the bundle the
+      // addon sits next to agent.js as fuse.node. Only fuse-native may load an addon this way.
+      build.onResolve({ filter: /^node-gyp-build$/ }, (args) => ({
+        path: /[\\/]fuse-native[\\/]/.test(args.importer) ? 'fuse' : 'other',
+        namespace: 'outrun-gyp',
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'outrun-gyp' }, (args) => ({
+        loader: 'js',
+        contents:
+          args.path === 'fuse'
+            ? "module.exports = function () { return require(require('path').join(__dirname, 'fuse.node')); };"
+            : "module.exports = function (dir) { throw new Error('native addon not shipped in the outrun runtime: ' + dir); };",
+      }));
+      // fuse-shared-library only installs/configures a system libfuse (setuid scripts, fusermount
+      // copies): the runtime brings its own libfuse and runs as root, so none of it is needed.
+      build.onResolve({ filter: /^fuse-shared-library$/ }, () => ({ path: 'fsl', namespace: 'outrun-fsl' }));
+      build.onLoad({ filter: /.*/, namespace: 'outrun-fsl' }, () => ({
+        loader: 'js',
+        contents: [
+          'function later(cb, err) { if (cb) process.nextTick(cb, err || null); }',
+          'exports.lib = undefined;',
+          'exports.include = undefined;',
+          'exports.beforeMount = function (cb) { later(cb); };',
+          'exports.beforeUnmount = function (cb) { later(cb); };',
+          'exports.unconfigure = function (cb) { later(cb); };',
+          "exports.configure = function (cb) { later(cb, new Error('fuse configure is not supported in the outrun runtime')); };",
+          'exports.isConfigured = function (cb) { if (cb) process.nextTick(cb, null, true); };',
+        ].join('\n'),
+      }));
+      // Other optional native addons (e.g. ssh2's sshcrypto.node) are loaded in try/catch by
+      // their packages: leave them as runtime requires that fail and fall back.
+      build.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
+    },
+  };
+}
+
+async function bundleAgent(entry) {
+  const esbuild = await import('esbuild');
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    minify: false,
+    sourcemap: false,
+    write: false,
+    outfile: 'agent.js',
+    absWorkingDir: ROOT,
+    nodePaths: [path.join(ROOT, 'node_modules')],
+    plugins: [fuseNativePlugin()],
+    logLevel: 'warning',
+  });
+  return Buffer.from(result.outputFiles[0].contents);
+}
+
+function runHelperBuild() {
+  const script = path.join(ROOT, 'scripts/build-helper.sh');
+  if (!fs.existsSync(script)) {
+    throw new BuildError(
+      'scripts/build-helper.sh does not exist yet, so outrun-helper cannot be built ' +
+        '(pass --helper=FILE to use a prebuilt one)',
+    );
+  }
+  try {
+    execFileSync('bash', [script], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (err) {
+    throw new BuildError(`scripts/build-helper.sh failed (${err.status != null ? `exit ${err.status}` : err.message})`);
+  }
+  const out = path.join(ROOT, 'dist/runtime-helper/outrun-helper');
+  if (!fs.existsSync(out)) throw new BuildError(`scripts/build-helper.sh did not produce ${path.relative(ROOT, out)}`);
+  return out;
+}
+
+/**
+ * Build dist/runtime. Returns { dir, id, machine, files, copied, reused, bytes, ms }.
+ * @param {{ agentEntry?: string, helper?: string, outDir?: string, log?: (s: string) => void }} [opts]
+ */
+export async function buildRuntime(opts = {}) {
+  const t0 = Date.now();
+  const outDir = path.resolve(opts.outDir ?? path.join(ROOT, 'dist/runtime'));
+  const machine = unameMachine(process.arch);
+  if (process.platform !== 'linux' || !machine) {
+    throw new BuildError(`the outrun runtime can only be built on Linux x64 or arm64, not ${process.platform}-${process.arch}`);
+  }
+  const agentEntry = path.resolve(opts.agentEntry ?? path.join(ROOT, 'src/remote/agent.ts'));
+  if (!fs.existsSync(agentEntry)) {
+    throw new BuildError(`${path.relative(ROOT, agentEntry)} does not exist yet, so the agent cannot be bundled`);
+  }
+  const prebuilds = path.join(ROOT, `node_modules/fuse-native/prebuilds/linux-${process.arch}`);
+  const fuseAddon = path.join(prebuilds, 'node.napi.node');
+  const libfuse = path.join(prebuilds, 'libfuse.so');
+  for (const f of [fuseAddon, libfuse]) {
+    if (!fs.existsSync(f)) throw new BuildError(`${path.relative(ROOT, f)} is missing: run npm install`);
+  }
+
+  // 1. Sources: what goes where, and with which mode.
+  const nodeBin = fs.realpathSync(process.execPath);
+  const interp = elfInterpreter(nodeBin);
+  if (!interp) throw new BuildError(`${nodeBin} is statically linked: expected a dynamic node`);
+  const loaderBase = path.basename(interp);
+  /** rel => { src, mode } */
+  const sources = new Map();
+  sources.set('node', { src: nodeBin, mode: 0o755 });
+  sources.set(`lib/${loaderBase}`, { src: fs.realpathSync(interp), mode: 0o755 });
+  sources.set('lib/libfuse.so.2', { src: fs.realpathSync(libfuse), mode: 0o644 });
+  sources.set('fuse.node', { src: fs.realpathSync(fuseAddon), mode: 0o644 });
+  for (const f of [nodeBin, fuseAddon, libfuse]) {
+    for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, ['libfuse.so.2']))) {
+      if (!sources.has(`lib/${name}`)) sources.set(`lib/${name}`, { src, mode: 0o644 });
+    }
+  }
+  const helper = opts.helper ? path.resolve(opts.helper) : runHelperBuild();
+  if (!fs.existsSync(helper)) throw new BuildError(`outrun-helper ${helper} does not exist`);
+  if (elfInterpreter(helper)) opts.log?.(`build-runtime: warning: ${helper} is not a static binary`);
+  sources.set('outrun-helper', { src: fs.realpathSync(helper), mode: 0o755 });
+
+  // 2. Copy (or reuse) everything into outDir.
+  fs.mkdirSync(outDir, { recursive: true });
+  const cachePath = path.join(outDir, CACHE_NAME);
+  const oldCache = readJson(cachePath, {});
+  const cache = {};
+  const files = {};
+  let copied = 0;
+  let reused = 0;
+  for (const [rel, { src, mode }] of sources) {
+    const dest = path.join(outDir, rel);
+    const st = fs.statSync(src);
+    const prev = oldCache[rel];
+    let sha256;
+    let destSt;
+    try {
+      destSt = fs.statSync(dest);
+    } catch {
+      destSt = undefined;
+    }
+    if (prev && prev.src === src && prev.size === st.size && prev.mtimeMs === st.mtimeMs && destSt?.size === st.size) {
+      sha256 = prev.sha256;
+      reused++;
+    } else {
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.rmSync(dest, { force: true });
+      fs.copyFileSync(src, dest);
+      sha256 = sha256File(dest);
+      copied++;
+    }
+    fs.chmodSync(dest, mode);
+    cache[rel] = { src, size: st.size, mtimeMs: st.mtimeMs, sha256 };
+    files[rel] = { sha256, size: st.size, mode };
+  }
+
+  // 3. The agent bundle: rewritten only when its content changed.
+  const agent = await bundleAgent(agentEntry);
+  const agentDest = path.join(outDir, 'agent.js');
+  let oldAgent;
+  try {
+    oldAgent = fs.readFileSync(agentDest);
+  } catch {
+    oldAgent = undefined;
+  }
+  if (!oldAgent || !oldAgent.equals(agent)) writeAtomic(agentDest, agent, 0o644);
+  fs.chmodSync(agentDest, 0o644);
+  files['agent.js'] = { sha256: createHash('sha256').update(agent).digest('hex'), size: agent.length, mode: 0o644 };
+
+  // 4. Remove what an earlier build left that is no longer part of the runtime.
+  const keep = new Set([...Object.keys(files), 'manifest.json', CACHE_NAME]);
+  const sweep = (dir, prefix) => {
+    for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+      const rel = prefix + ent.name;
+      if (ent.isDirectory()) {
+        sweep(path.join(dir, ent.name), `${rel}/`);
+        if (fs.readdirSync(path.join(dir, ent.name)).length === 0) fs.rmdirSync(path.join(dir, ent.name));
+      } else if (!keep.has(rel)) {
+        fs.rmSync(path.join(dir, ent.name), { force: true });
+      }
+    }
+  };
+  sweep(outDir, '');
+
+  // 5. The manifest.
+  const sorted = Object.fromEntries(Object.keys(files).sort().map((k) => [k, files[k]]));
+  const id = createHash('sha256').update(canonicalJson(sorted)).digest('hex').slice(0, 32);
+  writeAtomic(path.join(outDir, 'manifest.json'), `${JSON.stringify({ version: MANIFEST_VERSION, id, machine, files: sorted }, null, 2)}\n`);
+  writeAtomic(cachePath, `${JSON.stringify(cache)}\n`);
+
+  const bytes = Object.values(files).reduce((a, f) => a + f.size, 0);
+  return { dir: outDir, id, machine, files: sorted, copied, reused, bytes, ms: Date.now() - t0 };
+}
+
+async function main() {
+  const opts = { log: (s) => console.error(s) };
+  for (const arg of process.argv.slice(2)) {
+    const m = /^--(agent-entry|helper|out)=(.+)$/.exec(arg);
+    if (!m) {
+      console.error(`build-runtime: unknown argument ${arg}\nusage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--helper=FILE] [--out=DIR]`);
+      process.exit(2);
+    }
+    opts[{ 'agent-entry': 'agentEntry', helper: 'helper', out: 'outDir' }[m[1]]] = m[2];
+  }
+  try {
+    const r = await buildRuntime(opts);
+    const n = Object.keys(r.files).length;
+    console.log(
+      `build-runtime: ${path.relative(process.cwd(), r.dir) || '.'} id ${r.id} (${r.machine}), ${n} files, ` +
+        `${(r.bytes / 1e6).toFixed(1)} MB, ${r.copied} copied, ${r.reused} reused, agent.js ` +
+        `${(r.files['agent.js'].size / 1e3).toFixed(0)} kB, ${r.ms} ms`,
+    );
+  } catch (err) {
+    if (err instanceof BuildError) {
+      console.error(`build-runtime: ${err.message}`);
+    } else {
+      console.error('build-runtime: failed:', err);
+    }
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  await main();
+}
