@@ -1,0 +1,51 @@
+// The agent's short-lived cache of attributes and of names known not to exist, filled by
+// getattr and by every directory listing (which carries its entries' attributes), so that
+// `ls -l` or a compiler's stat storm costs one round trip per directory, not per file.
+// Entries expire after the same timeout the kernel uses; any change made through the
+// mount drops the entries it could affect.
+import { LRUCache } from 'lru-cache';
+import type { pb } from '../wire/schema';
+
+export type CachedAttr = pb.Attr.$Properties;
+
+export class AttrCache {
+  private readonly attrs: LRUCache<string, CachedAttr>;
+  private readonly missing: LRUCache<string, true>;
+
+  constructor(ttlMs: number, negativeTtlMs: number, max = 100_000) {
+    this.attrs = new LRUCache({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
+    this.missing = new LRUCache({ max, ttl: Math.max(1, negativeTtlMs), ttlAutopurge: false });
+  }
+
+  get(path: string): CachedAttr | 'missing' | undefined {
+    const a = this.attrs.get(path);
+    if (a) return a;
+    return this.missing.get(path) ? 'missing' : undefined;
+  }
+
+  set(path: string, attr: CachedAttr): void {
+    this.missing.delete(path);
+    this.attrs.set(path, attr);
+  }
+
+  setMissing(path: string): void {
+    this.attrs.delete(path);
+    if (this.missing.max > 0) this.missing.set(path, true);
+  }
+
+  /** Forget a path and its parent directory (whose size, times and link count change). */
+  invalidate(path: string): void {
+    this.attrs.delete(path);
+    this.missing.delete(path);
+    const slash = path.lastIndexOf('/');
+    this.attrs.delete(slash <= 0 ? '/' : path.slice(0, slash));
+  }
+
+  /** Forget a whole subtree (rename or rmdir of a directory). */
+  invalidateTree(path: string): void {
+    this.invalidate(path);
+    const prefix = path === '/' ? '/' : path + '/';
+    for (const key of this.attrs.keys()) if (key.startsWith(prefix)) this.attrs.delete(key);
+    for (const key of this.missing.keys()) if (key.startsWith(prefix)) this.missing.delete(key);
+  }
+}

@@ -1,0 +1,246 @@
+// The FUSE operations the agent hands to fuse-native: each turns a kernel request into an
+// RPC to the local file server (or a cache hit) and the reply into what the kernel
+// expects. Errors keep their exact errno; a failed RPC (link down) becomes EIO so that a
+// command never hangs on a dead connection.
+import { constants as FS } from 'node:fs';
+import type { Cb, FuseOps, FuseStat } from 'fuse-native';
+import { AttrCache, type CachedAttr } from './attr-cache';
+import { timespecFromMs, timespecToMs } from './attr';
+import { EIO, ENOENT } from './errno';
+import type { FsClient } from './rpc-client';
+
+export interface FuseOpsOptions {
+  attrTimeoutMs: number;
+  negativeTimeoutMs: number;
+  /** Called for every RPC failure that became EIO (for the agent's log). */
+  onRpcError?(op: string, err: unknown): void;
+}
+
+function toFuseStat(a: CachedAttr): FuseStat {
+  return {
+    mode: a.mode ?? 0,
+    uid: a.uid ?? 0,
+    gid: a.gid ?? 0,
+    size: a.size ?? 0,
+    nlink: a.nlink ?? 1,
+    ino: a.ino ?? 0,
+    rdev: a.rdev ?? 0,
+    blksize: a.blksize ?? 4096,
+    blocks: a.blocks ?? 0,
+    atime: timespecToMs(a.atime),
+    mtime: timespecToMs(a.mtime),
+    ctime: timespecToMs(a.ctime),
+  };
+}
+
+const wirePath = (p: string) => Buffer.from(p, 'utf8');
+/** Bytes from a decoded message as a Buffer (protobufjs gives Buffers in Node; be sure). */
+const bytes = (u: Uint8Array | null | undefined): Buffer =>
+  !u ? Buffer.alloc(0) : Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.length);
+const join = (dir: string, name: string) => (dir === '/' ? '/' + name : dir + '/' + name);
+
+export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
+  const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
+
+  /** Run an RPC; hand its positive errno (or EIO on transport failure) to `reply` as -errno. */
+  function call<T extends { errno: number }>(op: string, rpc: Promise<T>, cb: Cb, reply: (r: T) => void): void {
+    rpc.then(
+      (r) => (r.errno !== 0 ? cb(-r.errno) : reply(r)),
+      (err) => {
+        opts.onRpcError?.(op, err);
+        cb(-EIO);
+      },
+    );
+  }
+
+  /** For operations whose only answer is success or an errno; `after` runs on success. */
+  function simple(op: string, rpc: Promise<{ errno: number }>, cb: Cb, after?: () => void): void {
+    call(op, rpc, cb, () => {
+      after?.();
+      cb(0);
+    });
+  }
+
+  return {
+    getattr(path: string, cb: Cb) {
+      const hit = cache.get(path);
+      if (hit === 'missing') return cb(-ENOENT);
+      if (hit) return cb(0, toFuseStat(hit));
+      fs.Getattr({ path: wirePath(path) }).then(
+        (r) => {
+          if (r.errno === ENOENT) cache.setMissing(path);
+          if (r.errno !== 0) return cb(-r.errno);
+          cache.set(path, r.attr!);
+          cb(0, toFuseStat(r.attr!));
+        },
+        (err) => {
+          opts.onRpcError?.('getattr', err);
+          cb(-EIO);
+        },
+      );
+    },
+
+    readdir(path: string, cb: Cb) {
+      call('readdir', fs.Readdir({ path: wirePath(path) }), cb, (r) => {
+        const names: string[] = [];
+        const stats: FuseStat[] = [];
+        for (const e of r.entries) {
+          const name = bytes(e.name).toString('utf8');
+          names.push(name);
+          if (e.attr) {
+            cache.set(join(path, name), e.attr);
+            stats.push(toFuseStat(e.attr));
+          } else {
+            stats.push(toFuseStat({ mode: 0 }));
+          }
+        }
+        cb(0, names, stats);
+      });
+    },
+
+    readlink(path: string, cb: Cb) {
+      call('readlink', fs.Readlink({ path: wirePath(path) }), cb, (r) => cb(0, bytes(r.target).toString('utf8')));
+    },
+
+    access(path: string, mode: number, cb: Cb) {
+      simple('access', fs.Access({ path: wirePath(path), mask: mode }), cb);
+    },
+
+    statfs(path: string, cb: Cb) {
+      call('statfs', fs.Statfs({ path: wirePath(path) }), cb, (r) =>
+        cb(0, {
+          bsize: r.bsize,
+          frsize: r.frsize,
+          blocks: r.blocks,
+          bfree: r.bfree,
+          bavail: r.bavail,
+          files: r.files,
+          ffree: r.ffree,
+          favail: r.ffree,
+          fsid: 0,
+          flag: 0,
+          namemax: r.namemax,
+        }),
+      );
+    },
+
+    open(path: string, flags: number, cb: Cb) {
+      call('open', fs.Open({ path: wirePath(path), flags }), cb, (r) => {
+        if (r.attr) cache.set(path, r.attr);
+        if (flags & FS.O_TRUNC) cache.invalidate(path);
+        cb(0, r.handle);
+      });
+    },
+
+    create(path: string, mode: number, cb: Cb) {
+      cache.invalidate(path);
+      call('create', fs.Create({ path: wirePath(path), flags: FS.O_RDWR | FS.O_CREAT, mode }), cb, (r) => {
+        cache.invalidate(path);
+        cb(0, r.handle);
+      });
+    },
+
+    read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      fs.Read({ handle: fd, offset: pos, size: len }).then(
+        (r) => {
+          if (r.errno !== 0) return cb(-r.errno);
+          const data = bytes(r.data);
+          const n = Math.min(data.length, len);
+          data.copy(buf, 0, 0, n);
+          cb(n);
+        },
+        (err) => {
+          opts.onRpcError?.('read', err);
+          cb(-EIO);
+        },
+      );
+    },
+
+    write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      // The kernel's buffer is only ours until cb: copy it before the RPC may encode it.
+      const data = Buffer.from(buf.subarray(0, len));
+      cache.invalidate(path);
+      fs.Write({ handle: fd, offset: pos, data }).then(
+        (r) => {
+          cache.invalidate(path);
+          cb(r.errno !== 0 ? -r.errno : r.written);
+        },
+        (err) => {
+          opts.onRpcError?.('write', err);
+          cb(-EIO);
+        },
+      );
+    },
+
+    flush(_path: string, _fd: number, cb: Cb) {
+      cb(0); // writes are already on the local side when they return
+    },
+
+    fsync(_path: string, datasync: number, fd: number, cb: Cb) {
+      simple('fsync', fs.Fsync({ handle: fd, datasync: !!datasync }), cb);
+    },
+
+    release(path: string, fd: number, cb: Cb) {
+      simple('release', fs.Release({ handle: fd }), cb, () => cache.invalidate(path));
+    },
+
+    truncate(path: string, size: number, cb: Cb) {
+      simple('truncate', fs.Truncate({ path: wirePath(path), size }), cb, () => cache.invalidate(path));
+    },
+
+    ftruncate(path: string, fd: number, size: number, cb: Cb) {
+      simple('ftruncate', fs.Truncate({ path: wirePath(path), size, handle: fd }), cb, () => cache.invalidate(path));
+    },
+
+    mkdir(path: string, mode: number, cb: Cb) {
+      simple('mkdir', fs.Mkdir({ path: wirePath(path), mode }), cb, () => cache.invalidate(path));
+    },
+
+    mknod(path: string, mode: number, dev: number, cb: Cb) {
+      simple('mknod', fs.Mknod({ path: wirePath(path), mode, rdev: dev }), cb, () => cache.invalidate(path));
+    },
+
+    rmdir(path: string, cb: Cb) {
+      simple('rmdir', fs.Rmdir({ path: wirePath(path) }), cb, () => cache.invalidateTree(path));
+    },
+
+    unlink(path: string, cb: Cb) {
+      simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => cache.invalidate(path));
+    },
+
+    rename(src: string, dest: string, cb: Cb) {
+      simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
+        cache.invalidateTree(src);
+        cache.invalidateTree(dest);
+      });
+    },
+
+    symlink(target: string, path: string, cb: Cb) {
+      simple('symlink', fs.Symlink({ target: wirePath(target), path: wirePath(path) }), cb, () => cache.invalidate(path));
+    },
+
+    link(existing: string, path: string, cb: Cb) {
+      simple('link', fs.Link({ target: wirePath(existing), path: wirePath(path) }), cb, () => {
+        cache.invalidate(existing);
+        cache.invalidate(path);
+      });
+    },
+
+    chmod(path: string, mode: number, cb: Cb) {
+      simple('chmod', fs.Chmod({ path: wirePath(path), mode }), cb, () => cache.invalidate(path));
+    },
+
+    chown(path: string, uid: number, gid: number, cb: Cb) {
+      simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => cache.invalidate(path));
+    },
+
+    utimens(path: string, atime: number, mtime: number, cb: Cb) {
+      simple(
+        'utimens',
+        fs.Utimens({ path: wirePath(path), atime: timespecFromMs(atime), mtime: timespecFromMs(mtime) }),
+        cb,
+        () => cache.invalidate(path),
+      );
+    },
+  };
+}

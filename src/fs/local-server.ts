@@ -1,0 +1,316 @@
+// The local half of the filesystem protocol: answers each request from the agent against
+// the local disk, as the local user who runs outrun. Nothing from the wire is trusted:
+// paths, handles, sizes and offsets are checked first, and every failure is an errno.
+//
+// Modes arrive already masked by the command's umask on the remote, so the process serving
+// them must run with umask 0 (the session sets it) or they would be masked twice.
+import { constants as FS, promises as fsp, type BigIntStats } from 'node:fs';
+import { execFile } from 'node:child_process';
+import type { FileHandle } from 'node:fs/promises';
+import { attrFromStats } from './attr';
+import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
+import { checkLinkTarget, checkWirePath } from './wire-path';
+import type { FsHandler, FsMethodName } from '../wire/services';
+
+export interface LocalServerLimits {
+  /** Most files open at once for the session (a hostile peer cannot exhaust descriptors). */
+  maxOpenFiles: number;
+  /** Largest read answered in one reply. */
+  maxReadBytes: number;
+}
+
+export const DEFAULT_LIMITS: LocalServerLimits = { maxOpenFiles: 4096, maxReadBytes: 4 * 1024 * 1024 };
+
+const MAX_FILE_OFFSET = 2 ** 53;
+// Flags that only mean something to the opener: creation is `Create`'s job, and O_DIRECT
+// would impose alignment on our own buffers.
+const OPEN_FLAGS_DROPPED = FS.O_CREAT | FS.O_EXCL | FS.O_NOCTTY | FS.O_DIRECT;
+const UINT32_MAX = 0xffffffff;
+
+type Handlers = { [K in FsMethodName]: FsHandler<K> };
+
+const ok = { errno: 0 };
+const fail = (errno: number) => ({ errno });
+const lstat = (p: Buffer): Promise<BigIntStats> => fsp.lstat(p, { bigint: true });
+
+/** The filesystem request handlers for one session. */
+export class LocalFileServer {
+  private readonly files = new Map<number, FileHandle>();
+  private nextHandle = 1;
+  private closed = false;
+
+  constructor(private readonly limits: LocalServerLimits = DEFAULT_LIMITS) {}
+
+  get openFileCount(): number {
+    return this.files.size;
+  }
+
+  /** Close every handle the agent left open (session end, whatever the way). */
+  async closeAll(): Promise<void> {
+    this.closed = true;
+    const handles = [...this.files.values()];
+    this.files.clear();
+    await Promise.allSettled(handles.map((h) => h.close()));
+  }
+
+  private addHandle(fh: FileHandle): number {
+    const id = this.nextHandle++;
+    this.files.set(id, fh);
+    return id;
+  }
+
+  private handle(id: number): FileHandle | undefined {
+    return Number.isSafeInteger(id) ? this.files.get(id) : undefined;
+  }
+
+  /** Runs a path operation: EINVAL for a path that fails the check, the errno of any throw. */
+  private async onPath<T extends object>(
+    raw: Uint8Array,
+    fn: (p: Buffer) => Promise<T>,
+  ): Promise<T | { errno: number }> {
+    const p = checkWirePath(raw);
+    if (!p) return fail(EINVAL);
+    try {
+      return await fn(p);
+    } catch (err) {
+      return fail(errnoOf(err));
+    }
+  }
+
+  readonly handlers: Handlers = {
+    Getattr: (req) => this.onPath(req.path, async (p) => ({ errno: 0, attr: attrFromStats(await lstat(p)) })),
+
+    Readdir: (req) =>
+      this.onPath(req.path, async (p) => {
+        const names = await fsp.readdir(p, { encoding: 'buffer' });
+        const slash = p.length === 1 ? p : Buffer.concat([p, Buffer.from('/')]);
+        const entries = await Promise.all(
+          names.map(async (name) => {
+            try {
+              return { name, attr: attrFromStats(await lstat(Buffer.concat([slash, name]))) };
+            } catch {
+              return { name }; // vanished while listing: the name alone, as readdir(3) would
+            }
+          }),
+        );
+        return { errno: 0, entries };
+      }),
+
+    Readlink: (req) =>
+      this.onPath(req.path, async (p) => ({ errno: 0, target: await fsp.readlink(p, { encoding: 'buffer' }) })),
+
+    Access: (req) =>
+      this.onPath(req.path, async (p) => {
+        await fsp.access(p, req.mask & 7);
+        return ok;
+      }),
+
+    Statfs: (req) =>
+      this.onPath(req.path, async (p) => {
+        const s = await fsp.statfs(p as unknown as string);
+        return {
+          errno: 0,
+          bsize: s.bsize,
+          frsize: s.bsize,
+          blocks: s.blocks,
+          bfree: s.bfree,
+          bavail: s.bavail,
+          files: s.files,
+          ffree: s.ffree,
+          namemax: 255,
+        };
+      }),
+
+    Open: (req) =>
+      this.onPath(req.path, async (p) => {
+        if (this.closed) return fail(EBADF);
+        if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
+        const fh = await fsp.open(p, (req.flags >>> 0) & ~OPEN_FLAGS_DROPPED);
+        let attr;
+        try {
+          attr = attrFromStats(await fh.stat({ bigint: true }));
+        } catch (err) {
+          await fh.close();
+          throw err;
+        }
+        return { errno: 0, handle: this.addHandle(fh), attr };
+      }),
+
+    Create: (req) =>
+      this.onPath(req.path, async (p) => {
+        if (this.closed) return fail(EBADF);
+        if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
+        const flags = ((req.flags >>> 0) & ~(FS.O_NOCTTY | FS.O_DIRECT)) | FS.O_CREAT;
+        const mode = req.mode & 0o7777;
+        const fh = await fsp.open(p, flags, mode);
+        try {
+          const attr = attrFromStats(await fh.stat({ bigint: true }));
+          return { errno: 0, handle: this.addHandle(fh), attr };
+        } catch (err) {
+          await fh.close();
+          throw err;
+        }
+      }),
+
+    Read: async (req) => {
+      const fh = this.handle(req.handle);
+      if (!fh) return fail(EBADF);
+      if (req.size > this.limits.maxReadBytes || req.offset > MAX_FILE_OFFSET) return fail(EINVAL);
+      try {
+        const buf = Buffer.allocUnsafe(req.size);
+        let got = 0;
+        while (got < req.size) {
+          const { bytesRead } = await fh.read(buf, got, req.size - got, req.offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return { errno: 0, data: buf.subarray(0, got) };
+      } catch (err) {
+        return fail(errnoOf(err));
+      }
+    },
+
+    Write: async (req) => {
+      const fh = this.handle(req.handle);
+      if (!fh) return fail(EBADF);
+      if (req.offset + req.data.length > MAX_FILE_OFFSET) return fail(EINVAL);
+      try {
+        const data = req.data;
+        let done = 0;
+        while (done < data.length) {
+          const { bytesWritten } = await fh.write(data, done, data.length - done, req.offset + done);
+          done += bytesWritten;
+        }
+        return { errno: 0, written: done };
+      } catch (err) {
+        return fail(errnoOf(err));
+      }
+    },
+
+    Fsync: async (req) => {
+      const fh = this.handle(req.handle);
+      if (!fh) return fail(EBADF);
+      try {
+        await (req.datasync ? fh.datasync() : fh.sync());
+        return ok;
+      } catch (err) {
+        return fail(errnoOf(err));
+      }
+    },
+
+    Release: async (req) => {
+      const fh = this.handle(req.handle);
+      if (!fh) return fail(EBADF);
+      this.files.delete(req.handle);
+      try {
+        await fh.close();
+        return ok;
+      } catch (err) {
+        return fail(errnoOf(err));
+      }
+    },
+
+    Truncate: async (req) => {
+      if (req.size > MAX_FILE_OFFSET) return fail(EINVAL);
+      if (req.handle !== 0) {
+        const fh = this.handle(req.handle);
+        if (!fh) return fail(EBADF);
+        try {
+          await fh.truncate(req.size);
+          return ok;
+        } catch (err) {
+          return fail(errnoOf(err));
+        }
+      }
+      return this.onPath(req.path, async (p) => {
+        await fsp.truncate(p, req.size);
+        return ok;
+      });
+    },
+
+    Mkdir: (req) =>
+      this.onPath(req.path, async (p) => {
+        await fsp.mkdir(p, req.mode & 0o7777);
+        return ok;
+      }),
+
+    Mknod: (req) =>
+      this.onPath(req.path, async (p) => {
+        const type = req.mode & FS.S_IFMT;
+        const perm = (req.mode & 0o7777).toString(8);
+        if (type === FS.S_IFREG) {
+          await (await fsp.open(p, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, req.mode & 0o7777)).close();
+          return ok;
+        }
+        if (type !== FS.S_IFIFO) return fail(EPERM);
+        // Node has no mkfifo; the local coreutils one does it exactly.
+        await new Promise<void>((resolve, reject) =>
+          execFile('mkfifo', ['-m', perm, '--', p.toString()], (err) => (err ? reject(err) : resolve())),
+        );
+        return ok;
+      }),
+
+    Rmdir: (req) =>
+      this.onPath(req.path, async (p) => {
+        await fsp.rmdir(p);
+        return ok;
+      }),
+
+    Unlink: (req) =>
+      this.onPath(req.path, async (p) => {
+        await fsp.unlink(p);
+        return ok;
+      }),
+
+    Rename: async (req) => {
+      const to = checkWirePath(req.to);
+      if (!to) return fail(EINVAL);
+      if (req.flags !== 0) return fail(EINVAL);
+      return this.onPath(req.from, async (from) => {
+        await fsp.rename(from, to);
+        return ok;
+      });
+    },
+
+    Symlink: async (req) => {
+      const target = checkLinkTarget(req.target);
+      if (!target) return fail(EINVAL);
+      return this.onPath(req.path, async (p) => {
+        await fsp.symlink(target, p);
+        return ok;
+      });
+    },
+
+    Link: async (req) => {
+      const existing = checkWirePath(req.target);
+      if (!existing) return fail(EINVAL);
+      return this.onPath(req.path, async (p) => {
+        await fsp.link(existing, p);
+        return ok;
+      });
+    },
+
+    Chmod: (req) =>
+      this.onPath(req.path, async (p) => {
+        await fsp.chmod(p, req.mode & 0o7777);
+        return ok;
+      }),
+
+    Chown: (req) =>
+      this.onPath(req.path, async (p) => {
+        const uid = req.uid === UINT32_MAX ? -1 : req.uid;
+        const gid = req.gid === UINT32_MAX ? -1 : req.gid;
+        if (uid < -1 || uid > UINT32_MAX || gid < -1 || gid > UINT32_MAX) return fail(EINVAL);
+        await fsp.lchown(p, uid, gid);
+        return ok;
+      }),
+
+    Utimens: (req) =>
+      this.onPath(req.path, async (p) => {
+        const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
+          t ? (t.sec ?? 0) + (t.nsec ?? 0) / 1e9 : Date.now() / 1000;
+        await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
+        return ok;
+      }),
+  };
+}
