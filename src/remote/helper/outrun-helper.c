@@ -1,0 +1,990 @@
+/*
+ * outrun-helper: the small static program outrun ships to the remote for what node cannot do
+ * (unshare, setns, chroot, mount, setgroups, a proper tty).
+ *
+ *   outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...]
+ *   outrun-helper bind ROOT
+ *   outrun-helper exec SESSION_DIR
+ *   outrun-helper --version
+ *
+ * SESSION_DIR is /run/outrun/NAME. Every error is one line on stderr starting "outrun-helper: ",
+ * except the user-facing failures of `exec` that a shell would report ("outrun: ...").
+ * Nothing but the `exec` handshake and `--version` ever writes to stdout: in `agent`, stdio
+ * carries the RPC stream of the program it runs.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#define HELPER_VERSION "1"
+#define SESSION_PARENT "/run/outrun"
+#define READY_LINE "OUTRUN1 READY\n"
+#define SPEC_MAGIC "OUTRUN-SPEC-1"
+#define SPEC_MAX (64u * 1024u * 1024u)
+#define MAX_GROUPS 65536u
+#define MAX_RLIMITS 64u
+#define SESSION_NAME_MAX 100
+
+/* Exit statuses (match src/client/errors.ts). */
+#define EXIT_USAGE 2
+#define EXIT_NOT_EXECUTABLE 126
+#define EXIT_NOT_FOUND 127
+#define EXIT_OUTRUN 254
+
+extern char **environ;
+
+/* ---------------------------------------------------------------- messages */
+
+/* One line on stderr, written with a single write(2). */
+static void vline(const char *prefix, const char *fmt, va_list ap) {
+  char buf[2048];
+  int n = snprintf(buf, sizeof buf, "%s", prefix);
+  if (n < 0) return;
+  int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+  if (m < 0) return;
+  size_t len = (size_t)n + (size_t)m;
+  if (len > sizeof buf - 2) len = sizeof buf - 2;
+  for (size_t i = (size_t)n; i < len; i++)
+    if (buf[i] == '\n') buf[i] = ' ';
+  buf[len++] = '\n';
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(2, buf + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    off += (size_t)w;
+  }
+}
+
+__attribute__((format(printf, 1, 2))) static void msg(const char *fmt, ...) {
+  int saved = errno;
+  va_list ap;
+  va_start(ap, fmt);
+  vline("outrun-helper: ", fmt, ap);
+  va_end(ap);
+  errno = saved;
+}
+
+/* User-facing failures of the command itself, worded as a shell would. */
+__attribute__((format(printf, 1, 2))) static void umsg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vline("outrun: ", fmt, ap);
+  va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3), noreturn)) static void die(int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vline("outrun-helper: ", fmt, ap);
+  va_end(ap);
+  exit(status);
+}
+
+static void usage(void) {
+  msg("usage: outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
+      "outrun-helper exec SESSION_DIR | outrun-helper --version");
+  exit(EXIT_USAGE);
+}
+
+/* ---------------------------------------------------------------- small utilities */
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Read exactly n bytes. Returns 0, or -1 with errno (0 for end of input). */
+static int read_exact(int fd, void *p, size_t n) {
+  char *c = p;
+  while (n > 0) {
+    ssize_t r = read(fd, c, n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) {
+      errno = 0;
+      return -1;
+    }
+    c += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow past max. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out) {
+  if (*s == '\0') return -1;
+  uint64_t v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (max - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_octal(const char *s, unsigned max, unsigned *out) {
+  if (*s == '\0') return -1;
+  unsigned v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '7') return -1;
+    v = v * 8 + (unsigned)(*s - '0');
+    if (v > max) return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int join_path(char *out, size_t size, const char *a, const char *b) {
+  int n = snprintf(out, size, "%s/%s", a, b);
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
+/* Reads a pid file (decimal, optional trailing newline). Returns the pid or -1 with errno. */
+static pid_t read_pid_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return -1;
+  char buf[32];
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return -1;
+    }
+    if (r == 0 || (len += (size_t)r) == sizeof buf - 1) break;
+  }
+  close(fd);
+  buf[len] = '\0';
+  if (len > 0 && buf[len - 1] == '\n') buf[--len] = '\0';
+  uint64_t v;
+  if (parse_u64(buf, INT_MAX, &v) < 0 || v == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return (pid_t)v;
+}
+
+/* Writes DIR/NAME containing "PID\n" atomically (temporary name, then rename). */
+static int write_pid_file(const char *dir, const char *name, pid_t pid) {
+  char path[PATH_MAX], tmp[PATH_MAX], tmpname[64];
+  snprintf(tmpname, sizeof tmpname, ".%s.tmp", name);
+  if (join_path(path, sizeof path, dir, name) < 0 || join_path(tmp, sizeof tmp, dir, tmpname) < 0) return -1;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%ld\n", (long)pid);
+  if (write_all(fd, buf, (size_t)n) < 0 || close(fd) < 0) {
+    int e = errno;
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  if (rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- session directories */
+
+/* SESSION_DIR must be exactly /run/outrun/NAME with NAME of [A-Za-z0-9._-], not starting with '.'. */
+static void check_session_path(const char *dir) {
+  size_t plen = strlen(SESSION_PARENT);
+  const char *name = dir + plen + 1;
+  if (strncmp(dir, SESSION_PARENT "/", plen + 1) != 0 || *name == '\0' || *name == '.' ||
+      strlen(name) > SESSION_NAME_MAX)
+    die(EXIT_USAGE, "session directory %s is not of the form " SESSION_PARENT "/NAME", dir);
+  for (const char *c = name; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
+      die(EXIT_USAGE, "session directory %s is not of the form " SESSION_PARENT "/NAME", dir);
+}
+
+/* A directory (not a symlink) owned by root with mode 0700. Returns 0, or -1 with errno (EPERM for
+ * wrong type/owner/mode). */
+static int check_private_dir(const char *path, const char **why) {
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    *why = NULL;
+    return -1;
+  }
+  *why = !S_ISDIR(st.st_mode)                ? "is not a directory"
+         : st.st_uid != 0                    ? "is not owned by root"
+         : (st.st_mode & 07777) != 0700      ? "does not have mode 0700"
+                                             : NULL;
+  if (*why) {
+    errno = EPERM;
+    return -1;
+  }
+  return 0;
+}
+
+static int rm_first_errno;
+static char rm_first_path[PATH_MAX];
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int r;
+  if (type == FTW_DP || type == FTW_DNR) {
+    r = rmdir(path);
+  } else {
+    r = unlink(path);
+    if (r < 0 && (errno == EISDIR || errno == EPERM) && type == FTW_NS) r = rmdir(path);
+  }
+  if (r < 0 && errno != ENOENT && rm_first_errno == 0) {
+    rm_first_errno = errno;
+    snprintf(rm_first_path, sizeof rm_first_path, "%s", path);
+  }
+  return 0;
+}
+
+/* Removes a tree without following symlinks or crossing mount points. 0, or -1 with a message. */
+static int remove_tree(const char *dir) {
+  rm_first_errno = 0;
+  rm_first_path[0] = '\0';
+  if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0) {
+    if (errno == ENOENT) return 0;
+    msg("removing %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  if (rm_first_errno) {
+    msg("removing %s: %s", rm_first_path, strerror(rm_first_errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Creates /run/outrun (0700, root) or checks an existing one. */
+static void ensure_session_parent(void) {
+  const char *why;
+  if (mkdir(SESSION_PARENT, 0700) == 0) {
+    /* mkdir applies the umask: force the mode. */
+    if (chown(SESSION_PARENT, 0, 0) < 0 || chmod(SESSION_PARENT, 0700) < 0)
+      die(EXIT_OUTRUN, "setting up %s: %s", SESSION_PARENT, strerror(errno));
+  } else if (errno != EEXIST) {
+    die(EXIT_OUTRUN, "creating %s: %s", SESSION_PARENT, strerror(errno));
+  }
+  if (check_private_dir(SESSION_PARENT, &why) < 0) {
+    if (why) die(EXIT_OUTRUN, "refusing to use %s: it %s", SESSION_PARENT, why);
+    die(EXIT_OUTRUN, "checking %s: %s", SESSION_PARENT, strerror(errno));
+  }
+}
+
+/* Removes the sessions whose helper.pid names a process that no longer exists. */
+static void clean_stale_sessions(void) {
+  DIR *d = opendir(SESSION_PARENT);
+  if (!d) die(EXIT_OUTRUN, "listing %s: %s", SESSION_PARENT, strerror(errno));
+  struct dirent *e;
+  while ((errno = 0, e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char dir[PATH_MAX], pidfile[PATH_MAX];
+    if (join_path(dir, sizeof dir, SESSION_PARENT, e->d_name) < 0) continue;
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (join_path(pidfile, sizeof pidfile, dir, "helper.pid") < 0) continue;
+    pid_t pid = read_pid_file(pidfile);
+    if (pid <= 0) continue; /* no pid file yet: possibly a session being created right now */
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    remove_tree(dir); /* a failure is reported and is not fatal */
+  }
+  if (errno != 0) die(EXIT_OUTRUN, "listing %s: %s", SESSION_PARENT, strerror(errno));
+  closedir(d);
+}
+
+/* ---------------------------------------------------------------- signals */
+
+static void noop_handler(int sig) { (void)sig; }
+
+/* Handle (never ignore) and block every signal in set: they are then taken with sigwaitinfo.
+ * A handler rather than SIG_DFL matters for a namespace's PID 1 (the kernel drops signals it has
+ * no handler for) and overrides an inherited SIG_IGN (SIGCHLD ignored would auto-reap). */
+static void catch_and_block(const sigset_t *set) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = noop_handler;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  for (int s = 1; s < NSIG; s++)
+    if (sigismember(set, s) == 1) sigaction(s, &sa, NULL);
+  sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+/* Default dispositions for every signal and an empty mask: the state a program expects. */
+static void reset_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (int s = 1; s < NSIG; s++) sigaction(s, &sa, NULL); /* fails harmlessly for KILL/STOP/32/33 */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int sigwait_retry(const sigset_t *set) {
+  for (;;) {
+    int s = sigwaitinfo(set, NULL);
+    if (s > 0) return s;
+    if (errno != EINTR) return -1;
+  }
+}
+
+/* Exit the way status says: with the same code, or killed by the same signal (no core dump). */
+__attribute__((noreturn)) static void exit_like(int status) {
+  if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    struct rlimit zero = {0, 0};
+    setrlimit(RLIMIT_CORE, &zero);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(sig, SIG_DFL);
+    kill(getpid(), sig);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    exit(128 + sig);
+  }
+  exit(EXIT_OUTRUN);
+}
+
+static int status_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return EXIT_OUTRUN;
+}
+
+/* ---------------------------------------------------------------- agent */
+
+/* PID 1 of the session's pid namespace. */
+__attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    msg("prctl PR_SET_PDEATHSIG: %s", strerror(errno));
+    _exit(EXIT_OUTRUN);
+  }
+  /* The outer process sends one byte once init.pid is written; end of file means it died
+   * (or failed) before that: nothing to do then. */
+  char go;
+  ssize_t r;
+  do r = read(sync_fd, &go, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) _exit(EXIT_OUTRUN);
+  close(sync_fd);
+
+  /* A private mount namespace: everything mounted in the session stays in it and vanishes with
+   * it. It is made here, not in the outer process, so that the outer process stays in the host's
+   * namespace and removes a session directory on which nothing is mounted. */
+  if (unshare(CLONE_NEWNS) < 0) {
+    msg("unshare(CLONE_NEWNS): %s", strerror(errno));
+    _exit(EXIT_OUTRUN);
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    msg("making / a private mount: %s", strerror(errno));
+    _exit(EXIT_OUTRUN);
+  }
+
+  sigset_t set;
+  sigemptyset(&set);
+  int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) sigaddset(&set, fwd[i]);
+  sigaddset(&set, SIGCHLD);
+  catch_and_block(&set);
+
+  pid_t agent = fork();
+  if (agent < 0) {
+    msg("fork: %s", strerror(errno));
+    _exit(EXIT_OUTRUN);
+  }
+  if (agent == 0) {
+    reset_signals();
+    execvp(prog[0], prog);
+    msg("cannot run %s: %s", prog[0], strerror(errno));
+    _exit(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
+  }
+
+  int agent_status = 0;
+  for (;;) {
+    int sig = sigwait_retry(&set);
+    if (sig < 0) {
+      msg("sigwaitinfo: %s", strerror(errno));
+      kill(-1, SIGKILL);
+      _exit(EXIT_OUTRUN);
+    }
+    if (sig != SIGCHLD) {
+      kill(agent, sig);
+      continue;
+    }
+    int st;
+    pid_t p;
+    int done = 0;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+      if (p == agent) {
+        agent_status = st;
+        done = 1;
+      }
+    if (done) break;
+  }
+  /* The agent is gone: end everything left in the namespace, reap it, leave. */
+  kill(-1, SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+  }
+  _exit(status_code(agent_status));
+}
+
+static int cmd_agent(int argc, char **argv) {
+  if (argc < 5 || strcmp(argv[3], "--") != 0) usage();
+  const char *session = argv[2];
+  char **prog = argv + 4;
+  check_session_path(session);
+
+  ensure_session_parent();
+  clean_stale_sessions();
+  if (mkdir(session, 0700) < 0) {
+    if (errno == EEXIST) die(EXIT_OUTRUN, "session directory %s already exists", session);
+    die(EXIT_OUTRUN, "creating %s: %s", session, strerror(errno));
+  }
+  if (chmod(session, 0700) < 0) {
+    msg("chmod %s: %s", session, strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  if (write_pid_file(session, "helper.pid", getpid()) < 0) {
+    msg("writing %s/helper.pid: %s", session, strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+
+  sigset_t set;
+  sigemptyset(&set);
+  int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+  for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) sigaddset(&set, fwd[i]);
+  sigaddset(&set, SIGCHLD);
+  catch_and_block(&set);
+
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) < 0) {
+    msg("pipe: %s", strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  if (unshare(CLONE_NEWPID) < 0) {
+    msg("unshare(CLONE_NEWPID): %s", strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  pid_t init = fork();
+  if (init < 0) {
+    msg("fork: %s", strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  if (init == 0) {
+    close(sync[1]);
+    agent_init(sync[0], prog);
+  }
+  close(sync[0]);
+
+  if (write_pid_file(session, "init.pid", init) < 0) {
+    msg("writing %s/init.pid: %s", session, strerror(errno));
+    kill(init, SIGKILL);
+    while (waitpid(init, NULL, 0) < 0 && errno == EINTR) {
+    }
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  write_all(sync[1], "g", 1); /* if this fails, PID 1 sees end of file and exits */
+  close(sync[1]);
+
+  int status = 0;
+  for (;;) {
+    int sig = sigwait_retry(&set);
+    if (sig < 0) {
+      msg("sigwaitinfo: %s", strerror(errno));
+      kill(init, SIGKILL);
+      while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    if (sig != SIGCHLD) {
+      kill(init, sig);
+      continue;
+    }
+    pid_t p;
+    while ((p = waitpid(init, &status, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (p == init) break;
+  }
+  int rc = status_code(status);
+  if (remove_tree(session) < 0 && rc == 0) rc = EXIT_OUTRUN;
+  return rc;
+}
+
+/* ---------------------------------------------------------------- bind */
+
+static int cmd_bind(int argc, char **argv) {
+  if (argc != 3) usage();
+  const char *root = argv[2];
+  if (root[0] != '/') {
+    msg("bind: %s is not an absolute path", root);
+    return 1;
+  }
+  char proc[PATH_MAX], sys[PATH_MAX], dev[PATH_MAX];
+  if (join_path(proc, sizeof proc, root, "proc") < 0 || join_path(sys, sizeof sys, root, "sys") < 0 ||
+      join_path(dev, sizeof dev, root, "dev") < 0) {
+    msg("bind: %s: %s", root, strerror(errno));
+    return 1;
+  }
+  if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    msg("mounting proc on %s: %s", proc, strerror(errno));
+    return 1;
+  }
+  if (mount("/sys", sys, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    msg("binding /sys on %s: %s", sys, strerror(errno));
+    goto undo_proc;
+  }
+  if (mount(NULL, sys, NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+    msg("making %s a slave mount: %s", sys, strerror(errno));
+    goto undo_sys;
+  }
+  if (mount("/dev", dev, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    msg("binding /dev on %s: %s", dev, strerror(errno));
+    goto undo_sys;
+  }
+  if (mount(NULL, dev, NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+    msg("making %s a slave mount: %s", dev, strerror(errno));
+    umount2(dev, MNT_DETACH);
+    goto undo_sys;
+  }
+  return 0;
+undo_sys:
+  umount2(sys, MNT_DETACH);
+undo_proc:
+  umount2(proc, MNT_DETACH);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- exec */
+
+struct rlim_req {
+  int resource;
+  struct rlimit lim;
+};
+
+struct spec {
+  uid_t uid;
+  gid_t gid;
+  mode_t umask;
+  const char *cwd;
+  size_t ngroups;
+  gid_t *groups;
+  size_t nrlimits;
+  struct rlim_req *rlimits;
+  size_t argc;
+  char **argv;
+  size_t envc;
+  char **envp;
+};
+
+struct cursor {
+  char *p;
+  char *end;
+};
+
+/* The next NUL-terminated string, or NULL if none is complete. */
+static char *next_str(struct cursor *c) {
+  if (c->p >= c->end) return NULL;
+  char *nul = memchr(c->p, '\0', (size_t)(c->end - c->p));
+  if (!nul) return NULL;
+  char *s = c->p;
+  c->p = nul + 1;
+  return s;
+}
+
+#define SPEC_FAIL(...)      \
+  do {                      \
+    msg(__VA_ARGS__);       \
+    exit(EXIT_OUTRUN);      \
+  } while (0)
+
+static uint64_t spec_count(struct cursor *c, const char *what, uint64_t max) {
+  char *s = next_str(c);
+  if (!s) SPEC_FAIL("malformed exec spec: missing %s count", what);
+  uint64_t n;
+  if (parse_u64(s, max, &n) < 0) SPEC_FAIL("malformed exec spec: bad %s count \"%.40s\"", what, s);
+  /* Every item takes at least one byte: a count beyond what is left cannot be honest. */
+  if (n > (uint64_t)(c->end - c->p)) SPEC_FAIL("malformed exec spec: %s count %llu exceeds the spec", what, (unsigned long long)n);
+  return n;
+}
+
+static int parse_rlim_value(const char *s, rlim_t *out) {
+  if (strcmp(s, "inf") == 0) {
+    *out = RLIM_INFINITY;
+    return 0;
+  }
+  uint64_t v;
+  if (parse_u64(s, UINT64_MAX, &v) < 0) return -1;
+  *out = (rlim_t)v;
+  return 0;
+}
+
+static void parse_spec(char *buf, size_t len, struct spec *sp) {
+  struct cursor c = {buf, buf + len};
+  char *s;
+  uint64_t v;
+
+  s = next_str(&c);
+  if (!s || strcmp(s, SPEC_MAGIC) != 0) SPEC_FAIL("malformed exec spec: it does not start with " SPEC_MAGIC);
+
+  s = next_str(&c);
+  if (!s || parse_u64(s, UINT32_MAX - 1, &v) < 0) SPEC_FAIL("malformed exec spec: bad uid");
+  sp->uid = (uid_t)v;
+  s = next_str(&c);
+  if (!s || parse_u64(s, UINT32_MAX - 1, &v) < 0) SPEC_FAIL("malformed exec spec: bad gid");
+  sp->gid = (gid_t)v;
+  unsigned um;
+  s = next_str(&c);
+  if (!s || parse_octal(s, 0777, &um) < 0) SPEC_FAIL("malformed exec spec: bad umask");
+  sp->umask = (mode_t)um;
+  s = next_str(&c);
+  if (!s || s[0] != '/') SPEC_FAIL("malformed exec spec: the working directory is not an absolute path");
+  sp->cwd = s;
+
+  sp->ngroups = spec_count(&c, "group", MAX_GROUPS);
+  sp->groups = calloc(sp->ngroups + 1, sizeof(gid_t));
+  if (!sp->groups) SPEC_FAIL("out of memory");
+  for (size_t i = 0; i < sp->ngroups; i++) {
+    s = next_str(&c);
+    if (!s || parse_u64(s, UINT32_MAX - 1, &v) < 0) SPEC_FAIL("malformed exec spec: bad group #%zu", i + 1);
+    sp->groups[i] = (gid_t)v;
+  }
+
+  sp->nrlimits = spec_count(&c, "rlimit", MAX_RLIMITS);
+  sp->rlimits = calloc(sp->nrlimits + 1, sizeof(struct rlim_req));
+  if (!sp->rlimits) SPEC_FAIL("out of memory");
+  for (size_t i = 0; i < sp->nrlimits; i++) {
+    s = next_str(&c);
+    if (!s) SPEC_FAIL("malformed exec spec: missing rlimit #%zu", i + 1);
+    char *c1 = strchr(s, ':');
+    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || !c2) SPEC_FAIL("malformed exec spec: rlimit \"%.60s\" is not RESOURCE:SOFT:HARD", s);
+    *c1 = '\0';
+    *c2 = '\0';
+    struct rlim_req *r = &sp->rlimits[i];
+    if (parse_u64(s, RLIMIT_NLIMITS - 1, &v) < 0) SPEC_FAIL("malformed exec spec: bad rlimit resource \"%.20s\"", s);
+    r->resource = (int)v;
+    if (parse_rlim_value(c1 + 1, &r->lim.rlim_cur) < 0 || parse_rlim_value(c2 + 1, &r->lim.rlim_max) < 0)
+      SPEC_FAIL("malformed exec spec: bad value for rlimit %d", r->resource);
+    if (r->lim.rlim_cur > r->lim.rlim_max)
+      SPEC_FAIL("malformed exec spec: rlimit %d has a soft limit above its hard limit", r->resource);
+  }
+
+  sp->argc = spec_count(&c, "argument", UINT32_MAX);
+  if (sp->argc < 1) SPEC_FAIL("malformed exec spec: no command");
+  sp->argv = calloc(sp->argc + 1, sizeof(char *));
+  if (!sp->argv) SPEC_FAIL("out of memory");
+  for (size_t i = 0; i < sp->argc; i++) {
+    sp->argv[i] = next_str(&c);
+    if (!sp->argv[i]) SPEC_FAIL("malformed exec spec: missing argument #%zu", i);
+  }
+
+  sp->envc = spec_count(&c, "environment", UINT32_MAX);
+  sp->envp = calloc(sp->envc + 1, sizeof(char *));
+  if (!sp->envp) SPEC_FAIL("out of memory");
+  for (size_t i = 0; i < sp->envc; i++) {
+    s = next_str(&c);
+    if (!s) SPEC_FAIL("malformed exec spec: missing environment entry #%zu", i + 1);
+    char *eq = strchr(s, '=');
+    if (!eq || eq == s) SPEC_FAIL("malformed exec spec: environment entry #%zu is not NAME=VALUE", i + 1);
+    sp->envp[i] = s;
+  }
+
+  if (c.p != c.end) SPEC_FAIL("malformed exec spec: %zu unexpected bytes at its end", (size_t)(c.end - c.p));
+}
+
+/* The stages at which the command's process can fail, reported through the error pipe. */
+enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC };
+
+struct child_error {
+  int stage;
+  int err;
+  int arg;
+};
+
+__attribute__((noreturn)) static void child_fail(int fd, int stage, int arg) {
+  struct child_error e = {stage, errno, arg};
+  write_all(fd, &e, sizeof e);
+  _exit(EXIT_NOT_FOUND);
+}
+
+static struct termios saved_tio;
+static int tio_saved;
+
+static void restore_tty(void) {
+  if (tio_saved) {
+    tcsetattr(0, TCSANOW, &saved_tio);
+    tio_saved = 0;
+  }
+}
+
+__attribute__((noreturn)) static void not_running(const char *session, const char *why) {
+  die(EXIT_OUTRUN, "session %s is not running: %s", session, why);
+}
+
+/* Joins the pid and mount namespaces of the session's PID 1. */
+static void join_session(const char *session) {
+  const char *why;
+  if (check_private_dir(session, &why) < 0) not_running(session, why ? why : strerror(errno));
+  char path[PATH_MAX];
+  if (join_path(path, sizeof path, session, "init.pid") < 0) not_running(session, strerror(errno));
+  pid_t pid = read_pid_file(path);
+  if (pid < 0) not_running(session, errno == EINVAL ? "init.pid is malformed" : strerror(errno));
+
+  /* A /proc/PID directory fd stays bound to that very process: if it dies and its pid is reused,
+   * lookups through it fail instead of reaching the newcomer. */
+  char procdir[64];
+  snprintf(procdir, sizeof procdir, "/proc/%ld", (long)pid);
+  int pd = open(procdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pd < 0) not_running(session, strerror(errno));
+  int pidns = openat(pd, "ns/pid", O_RDONLY | O_CLOEXEC);
+  int mntns = pidns < 0 ? -1 : openat(pd, "ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (pidns < 0 || mntns < 0) not_running(session, strerror(errno));
+
+  /* It must be the PID 1 of a pid namespace (guards against a reused pid). */
+  int sfd = openat(pd, "status", O_RDONLY | O_CLOEXEC);
+  if (sfd < 0) not_running(session, strerror(errno));
+  char st[4096];
+  ssize_t n = read(sfd, st, sizeof st - 1);
+  close(sfd);
+  if (n < 0) not_running(session, strerror(errno));
+  st[n] = '\0';
+  char *ns = strstr(st, "\nNSpid:");
+  char *eol = ns ? strchr(ns + 1, '\n') : NULL;
+  if (eol) *eol = '\0';
+  char *last = ns ? strrchr(ns, '\t') : NULL;
+  if (!last || strcmp(last + 1, "1") != 0 || last == strchr(ns, '\t'))
+    not_running(session, "its init.pid does not name the init of a pid namespace");
+  close(pd);
+
+  if (setns(pidns, CLONE_NEWPID) < 0) not_running(session, strerror(errno));
+  if (setns(mntns, CLONE_NEWNS) < 0) not_running(session, strerror(errno));
+  close(pidns);
+  close(mntns);
+}
+
+static int cmd_exec(int argc, char **argv) {
+  if (argc != 3) usage();
+  const char *session = argv[2];
+  check_session_path(session);
+
+  /* a. Handshake. The tty goes raw first, so nothing is echoed and READY is sent verbatim. */
+  int tty = isatty(0);
+  if (tty) {
+    if (tcgetattr(0, &saved_tio) < 0) die(EXIT_OUTRUN, "tcgetattr: %s", strerror(errno));
+    tio_saved = 1;
+    struct termios raw = saved_tio;
+    cfmakeraw(&raw);
+    raw.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    if (tcsetattr(0, TCSANOW, &raw) < 0) die(EXIT_OUTRUN, "tcsetattr: %s", strerror(errno));
+  }
+  if (write_all(1, READY_LINE, sizeof READY_LINE - 1) < 0) {
+    int e = errno;
+    restore_tty();
+    die(EXIT_OUTRUN, "writing the handshake: %s", strerror(e));
+  }
+  unsigned char hdr[4];
+  if (read_exact(0, hdr, 4) < 0) {
+    int e = errno;
+    restore_tty();
+    die(EXIT_OUTRUN, "reading the exec spec length: %s", e ? strerror(e) : "unexpected end of input");
+  }
+  uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+  if (len < 1 || len > SPEC_MAX) {
+    restore_tty();
+    die(EXIT_OUTRUN, "malformed exec spec: length %u is out of range (1..%u)", len, SPEC_MAX);
+  }
+  char *buf = malloc(len);
+  if (!buf) {
+    restore_tty();
+    die(EXIT_OUTRUN, "allocating %u bytes for the exec spec: %s", len, strerror(errno));
+  }
+  if (read_exact(0, buf, len) < 0) {
+    int e = errno;
+    restore_tty();
+    die(EXIT_OUTRUN, "reading the exec spec: %s", e ? strerror(e) : "unexpected end of input");
+  }
+  restore_tty();
+
+  /* b. Spec. */
+  struct spec sp;
+  memset(&sp, 0, sizeof sp);
+  parse_spec(buf, len, &sp);
+
+  /* c. Namespaces. */
+  join_session(session);
+
+  /* d. The command. Signals to forward are blocked now and taken with sigwaitinfo later, so none
+   * is lost between the fork and the wait. */
+  static const int fwd[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH,
+                            SIGCONT, SIGTSTP, SIGTTIN, SIGPIPE, SIGABRT, SIGFPE,  SIGILL,  SIGSEGV};
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) sigaddset(&set, fwd[i]);
+  sigaddset(&set, SIGCHLD);
+  catch_and_block(&set);
+  sigset_t ttou;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  sigprocmask(SIG_BLOCK, &ttou, NULL); /* tcsetpgrp from a background group */
+
+  pid_t fg_before = tty ? tcgetpgrp(0) : -1;
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) die(EXIT_OUTRUN, "pipe: %s", strerror(errno));
+  char root[PATH_MAX];
+  if (join_path(root, sizeof root, session, "root") < 0) die(EXIT_OUTRUN, "%s/root: %s", session, strerror(errno));
+
+  pid_t child = fork();
+  if (child < 0) {
+    if (errno == ENOMEM) not_running(session, "its pid namespace has no init any more");
+    die(EXIT_OUTRUN, "fork: %s", strerror(errno));
+  }
+  if (child == 0) {
+    close(ep[0]);
+    if (setpgid(0, 0) < 0) child_fail(ep[1], ST_SETPGID, 0);
+    if (tty && tcsetpgrp(0, getpid()) < 0 && errno != ENOTTY) child_fail(ep[1], ST_TCSETPGRP, 0);
+    if (chroot(root) < 0) child_fail(ep[1], ST_CHROOT, 0);
+    /* Limits before dropping privileges, so that raising a hard limit is possible. */
+    for (size_t i = 0; i < sp.nrlimits; i++)
+      if (setrlimit((__rlimit_resource_t)sp.rlimits[i].resource, &sp.rlimits[i].lim) < 0)
+        child_fail(ep[1], ST_RLIMIT, (int)i);
+    if (setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
+    if (setgid(sp.gid) < 0) child_fail(ep[1], ST_SETGID, 0);
+    if (setuid(sp.uid) < 0) child_fail(ep[1], ST_SETUID, 0);
+    /* Entered as the user, so that permissions are checked as the user. */
+    if (chdir(sp.cwd) < 0) child_fail(ep[1], ST_CHDIR, 0);
+    umask(sp.umask);
+    reset_signals();
+    environ = sp.envp;
+    execvp(sp.argv[0], sp.argv);
+    child_fail(ep[1], ST_EXEC, 0);
+  }
+  close(ep[1]);
+  setpgid(child, child); /* both sides do it: no race with a signal forwarded to the group */
+
+  struct child_error ce;
+  ssize_t r;
+  do r = read(ep[0], &ce, sizeof ce);
+  while (r < 0 && errno == EINTR);
+  close(ep[0]);
+
+  if (r == (ssize_t)sizeof ce) {
+    int st;
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (tty && fg_before > 0) tcsetpgrp(0, fg_before);
+    const char *es = strerror(ce.err);
+    switch (ce.stage) {
+      case ST_EXEC:
+        if (ce.err == ENOENT) {
+          if (strchr(sp.argv[0], '/')) {
+            umsg("%s: %s", sp.argv[0], es);
+          } else {
+            umsg("%s: command not found", sp.argv[0]);
+          }
+          exit(EXIT_NOT_FOUND);
+        }
+        umsg("%s: %s", sp.argv[0], es);
+        exit(EXIT_NOT_EXECUTABLE);
+      case ST_CHDIR:
+        umsg("cannot enter the working directory %s on the remote: %s", sp.cwd, es);
+        exit(EXIT_OUTRUN);
+      case ST_SETPGID: die(EXIT_OUTRUN, "setpgid: %s", es);
+      case ST_TCSETPGRP: die(EXIT_OUTRUN, "making the command the terminal's foreground job: %s", es);
+      case ST_CHROOT: die(EXIT_OUTRUN, "chroot to %s: %s", root, es);
+      case ST_RLIMIT: {
+        struct rlim_req *rq = &sp.rlimits[ce.arg >= 0 && (size_t)ce.arg < sp.nrlimits ? ce.arg : 0];
+        die(EXIT_OUTRUN, "setrlimit %d: %s", rq->resource, es);
+      }
+      case ST_SETGROUPS: die(EXIT_OUTRUN, "setgroups (%zu groups): %s", sp.ngroups, es);
+      case ST_SETGID: die(EXIT_OUTRUN, "setgid %lu: %s", (unsigned long)sp.gid, es);
+      case ST_SETUID: die(EXIT_OUTRUN, "setuid %lu: %s", (unsigned long)sp.uid, es);
+      default: die(EXIT_OUTRUN, "starting the command: %s", es);
+    }
+  }
+
+  /* e. Running: forward signals until the command ends. */
+  int status = 0;
+  for (;;) {
+    int sig = sigwait_retry(&set);
+    if (sig < 0) die(EXIT_OUTRUN, "sigwaitinfo: %s", strerror(errno));
+    if (sig != SIGCHLD) {
+      kill(tty ? -child : child, sig);
+      continue;
+    }
+    pid_t p;
+    while ((p = waitpid(child, &status, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (p == child) break;
+  }
+  if (tty && fg_before > 0) tcsetpgrp(0, fg_before);
+  exit_like(status);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  if (strcmp(argv[1], "--version") == 0) {
+    if (argc != 2) usage();
+    static const char v[] = "outrun-helper " HELPER_VERSION "\n";
+    return write_all(1, v, sizeof v - 1) < 0 ? EXIT_OUTRUN : 0;
+  }
+  if (strcmp(argv[1], "agent") == 0) return cmd_agent(argc, argv);
+  if (strcmp(argv[1], "bind") == 0) return cmd_bind(argc, argv);
+  if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc, argv);
+  usage();
+}
