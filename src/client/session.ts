@@ -1,0 +1,246 @@
+// One run of a command on the remote, over an authenticated SSH connection whose remote
+// runtime is in place:
+//   channel A  the agent: serves the local filesystem to it (gRPC over the channel) until
+//              it reports the local tree mounted at the session root;
+//   channel B  `outrun-helper exec`: the command itself, in the agent's namespaces and
+//              chroot, with its stdio (or a pty) carried by the channel and nothing else;
+// then the agent is told to shut down, which ends everything left on the remote, and the
+// command's status becomes ours. Every way out closes both channels.
+import { randomBytes } from 'node:crypto';
+import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
+import { LocalFileServer } from '../fs/local-server';
+import { encodePreamble } from '../wire/preamble';
+import { PROTOCOL_VERSION, pb } from '../wire/schema';
+import { OutrunError } from './errors';
+import { encodeExecSpec, type ExecSpec } from './exec-spec';
+import { statusFromExit } from './exit-status';
+import { RpcServer, type ControlStream } from './rpc-server';
+import { agentCommand } from './runtime';
+import { shellQuote } from './shell-quote';
+import { Terminal } from './terminal';
+
+export interface SessionOptions {
+  conn: Client;
+  remoteDir: string;
+  loader: string;
+  spec: ExecSpec;
+  /** Allocate a remote pty for the command. */
+  pty: boolean;
+  verbose: number;
+  log: (msg: string) => void;
+  /** How long the agent may take to mount before we give up. */
+  mountTimeoutMs?: number;
+}
+
+const CLIENT_VERSION = '0.1.0';
+const READY = Buffer.from('OUTRUN1 READY\n');
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
+function execChannel(conn: Client, command: string, pty: PseudoTtyOptions | false): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    conn.exec(command, pty ? { pty } : {}, (err, ch) =>
+      err ? reject(new OutrunError('SSH_LOST', `cannot open an SSH channel: ${err.message}`, { cause: err })) : resolve(ch),
+    ),
+  );
+}
+
+/** Collects the last lines a channel wrote on stderr, for the one-line error message. */
+class TailLines {
+  private lines: string[] = [];
+  private partial = '';
+  push(chunk: Buffer): void {
+    const parts = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = parts.pop() ?? '';
+    this.lines.push(...parts.filter((l) => l.trim()));
+    if (this.lines.length > 20) this.lines = this.lines.slice(-20);
+  }
+  last(): string | undefined {
+    return this.partial.trim() || this.lines[this.lines.length - 1];
+  }
+}
+
+export async function runSession(opts: SessionOptions): Promise<number> {
+  const { conn, log } = opts;
+  const sessionDir = `/run/outrun/s-${randomBytes(8).toString('hex')}`;
+  const token = randomBytes(32).toString('hex');
+  const files = new LocalFileServer();
+  // Modes from the remote are already masked by the command's umask (see local-server.ts).
+  const savedUmask = process.umask(0);
+
+  let agentChannel: ClientChannel | undefined;
+  let rpc: RpcServer | undefined;
+  let control: ControlStream | undefined;
+  const agentStderr = new TailLines();
+  const started = performance.now();
+  const elapsed = () => `${(performance.now() - started).toFixed(0)} ms`;
+
+  try {
+    // ---- channel A: the agent --------------------------------------------------------
+    let onMounted!: (root: string) => void;
+    let onAgentFailed!: (err: OutrunError) => void;
+    const mounted = new Promise<string>((resolve, reject) => {
+      onMounted = resolve;
+      onAgentFailed = reject;
+    });
+    mounted.catch(() => undefined);
+
+    agentChannel = await execChannel(conn, agentCommand(opts.remoteDir, sessionDir, opts.loader), false);
+    const agentClosed = new Promise<number | undefined>((resolve) => {
+      let status: number | undefined;
+      agentChannel!.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));
+      agentChannel!.on('close', () => resolve(status));
+    });
+    agentChannel.stderr.on('data', (d: Buffer) => {
+      agentStderr.push(d);
+      if (opts.verbose) process.stderr.write(d);
+    });
+    void agentClosed.then((status) =>
+      onAgentFailed(
+        new OutrunError('AGENT_FAILED', `the remote agent ended before the session started (status ${status ?? 'unknown'}): ${agentStderr.last() ?? 'no message'}`, {
+          hint: 'run with -v for the agent log',
+        }),
+      ),
+    );
+
+    agentChannel.write(encodePreamble({ token, sessionDir }));
+    rpc = new RpcServer(
+      Buffer.from(token, 'utf8'),
+      files,
+      {
+        hello: async (req) => {
+          log(`agent ${req.agentVersion} on ${req.machine}, kernel ${req.kernel} (${elapsed()})`);
+          if (req.protocolVersion !== PROTOCOL_VERSION) {
+            const err = new OutrunError(
+              'PROTOCOL_MISMATCH',
+              `the remote agent speaks protocol ${req.protocolVersion}, this outrun speaks ${PROTOCOL_VERSION}`,
+              { hint: 'rebuild outrun (npm run build) so that both halves match' },
+            );
+            onAgentFailed(err);
+            throw err;
+          }
+          return {
+            protocolVersion: PROTOCOL_VERSION,
+            clientVersion: CLIENT_VERSION,
+            mount: { attrTimeoutS: 1, entryTimeoutS: 1, negativeTimeoutS: 1, debug: opts.verbose >= 2 },
+          };
+        },
+        control: (stream) => {
+          control = stream;
+          stream.on('data', (ev: pb.AgentEvent) => {
+            if (ev.mounted) onMounted(ev.mounted.root ?? "");
+            else if (ev.failure) onAgentFailed(new OutrunError('MOUNT_FAILED', ev.failure.message ?? 'mount failed'));
+          });
+          stream.on('error', () => undefined);
+        },
+      },
+      opts.verbose >= 3 ? { onCall: (m, ms, errno) => log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}`) } : {},
+    );
+    rpc.serve(agentChannel);
+
+    const timeoutMs = opts.mountTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const root = await Promise.race([
+      mounted,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new OutrunError('AGENT_FAILED', `the remote agent did not mount the local tree within ${timeoutMs / 1000} s`)),
+          timeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    log(`local tree mounted at ${root} (${elapsed()})`);
+
+    // ---- channel B: the command ------------------------------------------------------
+    const status = await runCommand(opts, sessionDir);
+    log(`command ended with status ${status} (${elapsed()})`);
+
+    // ---- orderly end: the agent kills what is left and unmounts ------------------------
+    control?.write({ shutdown: { reason: 'command finished' } });
+    await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 5000))]);
+    return status;
+  } finally {
+    control?.end();
+    agentChannel?.close();
+    rpc?.close();
+    await files.closeAll();
+    process.umask(savedUmask);
+  }
+}
+
+/** Runs the command on its own channel and resolves with its exit status. */
+async function runCommand(opts: SessionOptions, sessionDir: string): Promise<number> {
+  const terminal = opts.pty ? new Terminal() : undefined;
+  const ptyOptions: PseudoTtyOptions | false = terminal ? terminal.ptyOptions() : false;
+  const ch = await execChannel(opts.conn, shellQuote([`${opts.remoteDir}/outrun-helper`, 'exec', sessionDir]), ptyOptions);
+
+  const ended = new Promise<number | undefined>((resolve) => {
+    let status: number | undefined;
+    ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));
+    ch.on('close', () => resolve(status));
+  });
+  ch.stderr.pipe(process.stderr, { end: false });
+
+  // Handshake: the helper says READY (after putting a pty in raw mode, so the spec is not
+  // echoed), then reads the spec; from then on the channel carries only the command's stdio.
+  const ready = await new Promise<boolean>((resolve) => {
+    let seen = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      seen = Buffer.concat([seen, d]);
+      if (seen.length >= READY.length) {
+        ch.off('data', onData);
+        ch.off('close', onClose);
+        ch.pause();
+        const ok = seen.subarray(0, READY.length).equals(READY);
+        if (!ok) process.stdout.write(seen);
+        else if (seen.length > READY.length) ch.unshift(seen.subarray(READY.length));
+        resolve(ok);
+      }
+    };
+    const onClose = () => {
+      ch.off('data', onData);
+      if (seen.length) process.stdout.write(seen);
+      resolve(false);
+    };
+    ch.on('data', onData);
+    ch.on('close', onClose);
+  });
+  if (!ready) {
+    const status = await ended;
+    throw new OutrunError('EXEC_FAILED', 'the remote helper could not start the command', {
+      exitStatus: status ?? 254,
+      hint: 'run with -v for details',
+    });
+  }
+  ch.write(encodeExecSpec(opts.spec));
+
+  terminal?.enterRaw((rows, cols) => ch.setWindow(rows, cols, 0, 0));
+  const signalHandlers = new Map<string, () => void>();
+  let lastInt = 0;
+  if (!terminal) {
+    for (const sig of FORWARDED_SIGNALS) {
+      const handler = () => {
+        // A second Ctrl-C within two seconds ends the command hard.
+        if (sig === 'SIGINT' && Date.now() - lastInt < 2000) ch.signal('KILL');
+        else ch.signal(sig.slice(3));
+        if (sig === 'SIGINT') lastInt = Date.now();
+      };
+      signalHandlers.set(sig, handler);
+      process.on(sig, handler);
+    }
+  }
+  try {
+    process.stdin.pipe(ch);
+    ch.pipe(process.stdout, { end: false });
+    ch.resume();
+    const status = await ended;
+    if (status === undefined) {
+      throw new OutrunError('SSH_LOST', 'the connection ended before the command reported its status');
+    }
+    return status;
+  } finally {
+    process.stdin.unpipe(ch);
+    process.stdin.pause();
+    for (const [sig, handler] of signalHandlers) process.off(sig, handler);
+    terminal?.restore();
+  }
+}
