@@ -7,7 +7,8 @@
 //                             libfuse.so.2 = fuse-native's prebuilt libfuse.so
 //   fuse.node                 fuse-native's prebuilt N-API addon
 //   agent.js                  esbuild bundle of src/remote/agent.ts
-//   outrun-helper             static binary from scripts/build-helper.sh
+//   outrun-helper             static binary from scripts/build-helper.sh (rerun here only when
+//                             dist/runtime-helper/outrun-helper is older than its sources)
 //   manifest.json             { version, id, machine, files: { rel: { sha256, size, mode } } }
 //
 // The id is the first 32 hex chars of sha256(canonical JSON of files): identical content gives
@@ -194,21 +195,28 @@ async function bundleAgent(entry) {
   return Buffer.from(result.outputFiles[0].contents);
 }
 
-function runHelperBuild() {
+/** dist/runtime-helper/outrun-helper, (re)built by scripts/build-helper.sh unless it is already
+ * newer than that script and every file in src/remote/helper/ (scripts/build.mjs builds it first). */
+function helperBinary() {
   const script = path.join(ROOT, 'scripts/build-helper.sh');
+  const out = path.join(ROOT, 'dist/runtime-helper/outrun-helper');
   if (!fs.existsSync(script)) {
     throw new BuildError(
       'scripts/build-helper.sh does not exist yet, so outrun-helper cannot be built ' +
         '(pass --helper=FILE to use a prebuilt one)',
     );
   }
-  try {
-    execFileSync('bash', [script], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  } catch (err) {
-    throw new BuildError(`scripts/build-helper.sh failed (${err.status != null ? `exit ${err.status}` : err.message})`);
+  const srcDir = path.join(ROOT, 'src/remote/helper');
+  const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])];
+  const outMtime = fs.existsSync(out) ? fs.statSync(out).mtimeMs : -1;
+  if (inputs.some((f) => fs.statSync(f).mtimeMs > outMtime)) {
+    try {
+      execFileSync('bash', [script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    } catch (err) {
+      throw new BuildError(`scripts/build-helper.sh failed (${err.status != null ? `exit ${err.status}` : err.message})`);
+    }
+    if (!fs.existsSync(out)) throw new BuildError(`scripts/build-helper.sh did not produce ${path.relative(ROOT, out)}`);
   }
-  const out = path.join(ROOT, 'dist/runtime-helper/outrun-helper');
-  if (!fs.existsSync(out)) throw new BuildError(`scripts/build-helper.sh did not produce ${path.relative(ROOT, out)}`);
   return out;
 }
 
@@ -250,7 +258,7 @@ export async function buildRuntime(opts = {}) {
       if (!sources.has(`lib/${name}`)) sources.set(`lib/${name}`, { src, mode: 0o644 });
     }
   }
-  const helper = opts.helper ? path.resolve(opts.helper) : runHelperBuild();
+  const helper = opts.helper ? path.resolve(opts.helper) : helperBinary();
   if (!fs.existsSync(helper)) throw new BuildError(`outrun-helper ${helper} does not exist`);
   if (elfInterpreter(helper)) opts.log?.(`build-runtime: warning: ${helper} is not a static binary`);
   sources.set('outrun-helper', { src: fs.realpathSync(helper), mode: 0o755 });
