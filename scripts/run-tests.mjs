@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Runs the compiled tests with node's test runner: unit tests first, then the end-to-end
+// suite against the project's test box (started here and always stopped again).
+//   node scripts/run-tests.mjs [unit|e2e|all]
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const which = process.argv[2] ?? 'all';
+
+function testFiles(dir) {
+  const abs = path.join(ROOT, dir);
+  if (!fs.existsSync(abs)) return [];
+  return fs
+    .readdirSync(abs, { recursive: true })
+    .filter((f) => String(f).endsWith('.test.js'))
+    .map((f) => path.join(abs, String(f)))
+    .sort();
+}
+
+function nodeTest(files, extra = []) {
+  if (files.length === 0) return 0;
+  const r = spawnSync(process.execPath, ['--test', ...extra, ...files], { cwd: ROOT, stdio: 'inherit' });
+  return r.status ?? 1;
+}
+
+function testbox(verb) {
+  return spawnSync('bash', [path.join(ROOT, 'scripts/testbox'), verb], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+}
+
+let failed = 0;
+if (which === 'unit' || which === 'all') {
+  failed |= nodeTest(testFiles('dist/test/unit'));
+  const helperTest = path.join(ROOT, 'test/helper/helper.test.sh');
+  if (fs.existsSync(helperTest)) {
+    failed |= spawnSync('bash', [helperTest], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+  }
+}
+if (which === 'e2e' || which === 'all') {
+  const files = testFiles('dist/test/e2e');
+  if (testbox('up') !== 0) {
+    console.error('run-tests: the test box did not start; end-to-end tests not run');
+    failed = 1;
+  } else {
+    try {
+      // One file at a time: they share the one box.
+      failed |= nodeTest(files, ['--test-concurrency=1']);
+    } finally {
+      testbox('down');
+    }
+  }
+}
+process.exit(failed ? 1 : 0);

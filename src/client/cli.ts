@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// outrun [options] [user@]host command [args...]
+//
+// Parses the command line, connects (ssh_config, known_hosts, agent and key auth), makes
+// sure the remote has our runtime, runs the session and exits with the command's status.
+// Every failure ends as one line on stderr and a documented exit status.
+import { parseArgs, toResolveOptions, USAGE } from './cli-args';
+import { asOutrunError, ExitStatus, OutrunError } from './errors';
+import { localExecSpec } from './exec-spec';
+import { loadLocalRuntime } from './runtime';
+import { ensureRemoteRuntime } from './bootstrap';
+import { resolveSshConfig } from './ssh-config';
+import { connectSsh } from './ssh-connect';
+import { runSession } from './session';
+
+const VERSION = '0.1.0';
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseArgs(argv);
+  if (parsed.action === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (parsed.action === 'version') {
+    process.stdout.write(`outrun ${VERSION}\n`);
+    return 0;
+  }
+  const { options } = parsed;
+  const log = (msg: string) => {
+    if (options.verbose > 0) process.stderr.write(`outrun: ${msg}\n`);
+  };
+  const started = performance.now();
+  const at = () => `${(performance.now() - started).toFixed(0)} ms`;
+
+  const runtime = loadLocalRuntime();
+  const resolved = resolveSshConfig(toResolveOptions(parsed));
+  const interactive = !!process.stdin.isTTY;
+  const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
+  log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
+  let lost: OutrunError | undefined;
+  conn.on('error', (err) => {
+    lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
+  });
+  try {
+    const { remoteDir, uploaded } = await ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
+    const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
+    return await runSession({
+      conn,
+      remoteDir,
+      loader: runtime.loader,
+      spec: localExecSpec(parsed.command),
+      pty,
+      verbose: options.verbose,
+      log,
+    });
+  } catch (err) {
+    throw lost ?? err;
+  } finally {
+    conn.end();
+  }
+}
+
+/** Exit once stdout and stderr have drained (they may be pipes a reader is slow on). */
+function exitWith(status: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(status);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+main(process.argv.slice(2)).then(exitWith, (err: unknown) => {
+  const e = asOutrunError(err);
+  process.stderr.write(`${e.oneLine()}\n`);
+  if (process.env.OUTRUN_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error)?.stack ?? e.cause)}\n`);
+  exitWith(e.exitStatus ?? ExitStatus.OUTRUN);
+});

@@ -1,0 +1,95 @@
+// Shared pieces of the end-to-end suite: run the built outrun against the project's test
+// box (scripts/testbox, started by scripts/run-tests.mjs), and look at the box directly
+// with the system's OpenSSH client.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '../../..');
+export const CLI = path.join(ROOT, 'dist/src/client/cli.js');
+export const SSH_CONFIG = path.join(ROOT, '.testbox/ssh_config');
+
+export interface RunResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: Buffer | string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run outrun as this local user (via runuser), not as root. */
+  user?: string;
+  timeoutMs?: number;
+}
+
+/** Runs `outrun -F .testbox/ssh_config <args>` and collects everything it printed. */
+export function outrun(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const argv = [CLI, ...args];
+  const [cmd, cmdArgs] = opts.user
+    ? ['runuser', ['-u', opts.user, '--', process.execPath, ...argv]]
+    : [process.execPath, argv];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, cmdArgs as string[], {
+      cwd: opts.cwd ?? ROOT,
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** `outrun -F .testbox/ssh_config box <command...>` */
+export const onBox = (command: string[], opts: RunOptions = {}) => outrun(['-F', SSH_CONFIG, 'box', ...command], opts);
+
+/** Runs a shell command on the box with the system's ssh (not through outrun). */
+export function boxShell(script: string): string {
+  const r = spawnSync('ssh', ['-F', SSH_CONFIG, '-o', 'BatchMode=yes', 'box', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ssh box failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * What a finished session may have left on the box: FUSE mounts in any namespace,
+ * processes of ours, session directories. Empty when the box is clean.
+ */
+export function boxLeftovers(): string {
+  return boxShell(
+    [
+      'for p in /proc/[0-9]*; do',
+      '  [ "${p#/proc/}" = "$$" ] && continue',
+      '  grep -qs " fuse" $p/mountinfo && echo "fuse mount in the namespace of pid ${p#/proc/}"',
+      '  c=$(tr "\\0" " " < $p/cmdline 2>/dev/null)',
+      '  case "$c" in *outrun-helper*|*agent.js*) echo "process ${p#/proc/}: $c";; esac',
+      'done',
+      'ls -A /run/outrun 2>/dev/null | sed "s/^/session dir left: /"',
+      'true',
+    ].join('\n'),
+  ).trim();
+}
+
+/** Waits (bounded) until the box is clean: the agent ends just after outrun returns. */
+export async function waitBoxClean(ms = 5000): Promise<string> {
+  const deadline = Date.now() + ms;
+  let left = boxLeftovers();
+  while (left && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    left = boxLeftovers();
+  }
+  return left;
+}
+
+export const hasTestbox = () => existsSync(SSH_CONFIG);
