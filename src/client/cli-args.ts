@@ -1,0 +1,246 @@
+// Command line of outrun: `outrun [options] [user@]host command [args...]`.
+//
+// ssh-like, with one deliberate difference: options are only read BEFORE the destination.
+// Everything after the destination is the command and its arguments, passed exactly as given
+// (ssh would go on parsing options after the host; outrun never re-parses the command).
+
+import { OutrunError } from './errors';
+import type { ResolveOptions } from './ssh-config';
+
+export const USAGE = `usage: outrun [options] [user@]host command [args...]
+       outrun [options] ssh://[user@]host[:port] command [args...]
+
+Runs a local command on a remote Linux machine over SSH, as if it ran locally.
+Options must come before the destination; everything after it is the command.
+
+options:
+  -p PORT         port to connect to on the remote host (default 22)
+  -l USER         user to log in as on the remote host
+  -i FILE         identity (private key) file; may be repeated
+  -F FILE         ssh_config file to use instead of ~/.ssh/config and
+                  /etc/ssh/ssh_config (-F none: use no config file)
+  -o KEY=VALUE    ssh_config option, e.g. -o ConnectTimeout=5; also -o "KEY VALUE";
+                  may be repeated
+  -J [USER@]HOST[:PORT][,...]
+                  connect through these jump hosts (ProxyJump)
+  -v              verbose: log what the connection does; repeat for more (-vvv)
+  -t              force a pseudo-terminal for the command
+  -T              never allocate a pseudo-terminal
+  --              end of options
+  --help          show this help and exit
+  --version       show the version and exit
+
+authentication: ssh-agent (SSH_AUTH_SOCK or IdentityAgent), identity files, and a
+password taken only from the OUTRUN_PASSWORD environment variable.
+`;
+
+export interface CliOptions {
+  /** -p */
+  port?: number;
+  /** -l */
+  user?: string;
+  /** -i, in order given. */
+  identityFiles: string[];
+  /** -F */
+  configFile?: string;
+  /** -o, keys lower-cased, first value given wins (as ssh: first obtained value wins). */
+  sshOptions: Record<string, string>;
+  /** Number of -v. */
+  verbose: number;
+  /** -J */
+  jump?: string;
+  /** -t: 'force', -T: 'disable', neither: undefined (decide from the local terminal). Last one wins. */
+  pty?: 'force' | 'disable';
+  help: boolean;
+  version: boolean;
+}
+
+export interface Destination {
+  user?: string;
+  host: string;
+  port?: number;
+}
+
+export type ParsedArgs =
+  | { action: 'run'; options: CliOptions; destination: Destination; command: string[] }
+  | { action: 'help' | 'version'; options: CliOptions; destination?: Destination; command: string[] };
+
+const HINT = 'see outrun --help';
+
+function usageError(message: string): OutrunError {
+  return new OutrunError('USAGE', message, { hint: HINT });
+}
+
+/** Options that take an argument. */
+const WITH_ARG = new Set(['p', 'l', 'i', 'F', 'o', 'J']);
+/** Options that are flags. */
+const FLAGS = new Set(['v', 't', 'T']);
+
+export function parsePort(text: string, what: string): number {
+  if (!/^[0-9]+$/.test(text)) throw usageError(`bad port '${text}' in ${what}`);
+  const n = Number(text);
+  if (n < 1 || n > 65535) throw usageError(`bad port '${text}' in ${what}`);
+  return n;
+}
+
+/**
+ * Split an -o argument the way ssh reads a config line: `Key=Value`, `Key Value`, `Key = Value`.
+ */
+export function splitSshOption(arg: string): [string, string] {
+  const m = /^\s*([A-Za-z0-9]+)\s*(?:=\s*|\s+)(.*?)\s*$/.exec(arg);
+  if (!m || m[2] === '') throw usageError(`bad -o option '${arg}': expected KEY=VALUE`);
+  return [m[1].toLowerCase(), m[2]];
+}
+
+/** `host`, `user@host`, `ssh://[user@]host[:port]` (host may be a bracketed IPv6 address). */
+export function parseDestination(text: string): Destination {
+  if (/^ssh:\/\//i.test(text)) {
+    let rest = text.slice('ssh://'.length);
+    if (rest.endsWith('/')) rest = rest.slice(0, -1);
+    let user: string | undefined;
+    const at = rest.lastIndexOf('@');
+    if (at >= 0) {
+      user = decodeURIComponent(rest.slice(0, at));
+      rest = rest.slice(at + 1);
+      // ssh's URIs allow ";fingerprint=..." parameters after the user; not supported here.
+      if (user.includes(';')) throw usageError(`unsupported parameters in destination '${text}'`);
+      if (user === '') throw usageError(`empty user in destination '${text}'`);
+    }
+    let host: string;
+    let port: number | undefined;
+    if (rest.startsWith('[')) {
+      const close = rest.indexOf(']');
+      if (close < 0) throw usageError(`bad destination '${text}'`);
+      host = rest.slice(1, close);
+      const after = rest.slice(close + 1);
+      if (after !== '') {
+        if (!after.startsWith(':')) throw usageError(`bad destination '${text}'`);
+        port = parsePort(after.slice(1), `destination '${text}'`);
+      }
+    } else {
+      const colon = rest.indexOf(':');
+      if (colon >= 0) {
+        host = rest.slice(0, colon);
+        port = parsePort(rest.slice(colon + 1), `destination '${text}'`);
+      } else {
+        host = rest;
+      }
+    }
+    if (host === '' || host.includes('/')) throw usageError(`bad destination '${text}'`);
+    return user === undefined ? { host, ...(port ? { port } : {}) } : { user, host, ...(port ? { port } : {}) };
+  }
+  const at = text.lastIndexOf('@');
+  const user = at >= 0 ? text.slice(0, at) : undefined;
+  const host = at >= 0 ? text.slice(at + 1) : text;
+  if (host === '') throw usageError(`missing host name in destination '${text}'`);
+  if (user === '') throw usageError(`empty user in destination '${text}'`);
+  return user === undefined ? { host } : { user, host };
+}
+
+/** Parse outrun's argv (without `node` and the script: process.argv.slice(2)). */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const options: CliOptions = { identityFiles: [], sshOptions: {}, verbose: 0, help: false, version: false };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (arg === '--help') {
+      options.help = true;
+      continue;
+    }
+    if (arg === '--version') {
+      options.version = true;
+      continue;
+    }
+    if (arg.startsWith('--')) throw usageError(`unknown option '${arg}'`);
+    if (!arg.startsWith('-') || arg === '-') break; // the destination
+    // A cluster of single-letter options, getopt style: -vvt, -p22, -vp 22.
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j];
+      if (FLAGS.has(letter)) {
+        if (letter === 'v') options.verbose++;
+        else if (letter === 't') options.pty = 'force';
+        else options.pty = 'disable';
+        continue;
+      }
+      if (!WITH_ARG.has(letter)) throw usageError(`unknown option '-${letter}'`);
+      let value: string;
+      if (j + 1 < arg.length) {
+        value = arg.slice(j + 1);
+      } else {
+        if (i + 1 >= argv.length) throw usageError(`option -${letter} needs an argument`);
+        value = argv[++i];
+      }
+      applyOption(options, letter, value);
+      break;
+    }
+  }
+  if (options.help || options.version) {
+    const action = options.help ? 'help' : 'version';
+    const rest = argv.slice(i);
+    if (rest.length === 0) return { action, options, command: [] };
+    return { action, options, destination: parseDestination(rest[0]), command: rest.slice(1) };
+  }
+  if (options.jump !== undefined && 'proxycommand' in options.sshOptions)
+    throw usageError('-J cannot be combined with -o ProxyCommand');
+  if (i >= argv.length) throw usageError('missing destination and command');
+  const destination = parseDestination(argv[i]);
+  const command = argv.slice(i + 1);
+  if (command.length === 0) throw usageError(`missing command to run on ${argv[i]}`);
+  return { action: 'run', options, destination, command };
+}
+
+function applyOption(options: CliOptions, letter: string, value: string): void {
+  switch (letter) {
+    case 'p':
+      options.port = parsePort(value, '-p');
+      return;
+    case 'l':
+      if (value === '') throw usageError('empty user in -l');
+      options.user = value;
+      return;
+    case 'i':
+      if (value === '') throw usageError('empty file name in -i');
+      options.identityFiles.push(value);
+      return;
+    case 'F':
+      if (value === '') throw usageError('empty file name in -F');
+      options.configFile = value;
+      return;
+    case 'o': {
+      const [key, val] = splitSshOption(value);
+      if (key === 'host' || key === 'match' || key === 'include')
+        throw usageError(`-o ${key}: not allowed on the command line`);
+      if (!(key in options.sshOptions)) options.sshOptions[key] = val;
+      return;
+    }
+    case 'J':
+      if (options.jump !== undefined) throw usageError('only one -J option is allowed');
+      if (value === '') throw usageError('empty jump host in -J');
+      options.jump = value;
+      return;
+  }
+}
+
+/**
+ * What the SSH config resolver needs from a parsed command line. -l beats the user in the
+ * destination, -p beats the port in an ssh:// destination, -J beats -o ProxyJump.
+ */
+export function toResolveOptions(parsed: { options: CliOptions; destination: Destination }): ResolveOptions {
+  const { options, destination } = parsed;
+  const overrides: Record<string, string> = { ...options.sshOptions };
+  if (options.jump !== undefined) overrides['proxyjump'] = options.jump;
+  const user = options.user ?? destination.user;
+  const port = options.port ?? destination.port;
+  return {
+    host: destination.host,
+    ...(user !== undefined ? { user } : {}),
+    ...(port !== undefined ? { port } : {}),
+    identityFiles: options.identityFiles,
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    overrides,
+  };
+}
