@@ -746,6 +746,21 @@ static void parse_spec(char *buf, size_t len, struct spec *sp) {
   if (c.p != c.end) SPEC_FAIL("malformed exec spec: %zu unexpected bytes at its end", (size_t)(c.end - c.p));
 }
 
+static const char *rlimit_name(int r) {
+  static const char *const names[] = {"RLIMIT_CPU",    "RLIMIT_FSIZE",  "RLIMIT_DATA",    "RLIMIT_STACK",
+                                      "RLIMIT_CORE",   "RLIMIT_RSS",    "RLIMIT_NPROC",   "RLIMIT_NOFILE",
+                                      "RLIMIT_MEMLOCK", "RLIMIT_AS",    "RLIMIT_LOCKS",   "RLIMIT_SIGPENDING",
+                                      "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",  "RLIMIT_RTTIME"};
+  return r >= 0 && (size_t)r < sizeof names / sizeof names[0] ? names[r] : "RLIMIT_?";
+}
+
+static void rlim_text(rlim_t v, char *buf, size_t size) {
+  if (v == RLIM_INFINITY)
+    snprintf(buf, size, "inf");
+  else
+    snprintf(buf, size, "%llu", (unsigned long long)v);
+}
+
 /* The stages at which the command's process can fail, reported through the error pipe. */
 enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC };
 
@@ -947,7 +962,10 @@ static int cmd_exec(int argc, char **argv) {
       case ST_CHROOT: die(EXIT_OUTRUN, "chroot to %s: %s", root, es);
       case ST_RLIMIT: {
         struct rlim_req *rq = &sp.rlimits[ce.arg >= 0 && (size_t)ce.arg < sp.nrlimits ? ce.arg : 0];
-        die(EXIT_OUTRUN, "setrlimit %d: %s", rq->resource, es);
+        char soft[24], hard[24];
+        rlim_text(rq->lim.rlim_cur, soft, sizeof soft);
+        rlim_text(rq->lim.rlim_max, hard, sizeof hard);
+        die(EXIT_OUTRUN, "setrlimit %s (resource %d) to %s:%s: %s", rlimit_name(rq->resource), rq->resource, soft, hard, es);
       }
       case ST_SETGROUPS: die(EXIT_OUTRUN, "setgroups (%zu groups): %s", sp.ngroups, es);
       case ST_SETGID: die(EXIT_OUTRUN, "setgid %lu: %s", (unsigned long)sp.gid, es);
