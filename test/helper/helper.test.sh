@@ -111,6 +111,9 @@ def spec_bytes(j):
     f += [str(len(a)).encode()] + [x.encode() for x in a]
     e = j.get("env", ["PATH=/usr/bin:/bin"])
     f += [str(len(e)).encode()] + [x.encode() for x in e]
+    if "big_env" in j:  # NAME=<every byte 1..255, repeated to N bytes>: tty-hostile bytes
+        f[-1 - len(e)] = str(len(e) + 1).encode()
+        f.append(b"BIG=" + (bytes(range(1, 256)) * (j["big_env"] // 255 + 1))[:j["big_env"]])
     body = b"\0".join(f) + b"\0"
     return struct.pack(">I", len(body)) + body
 
@@ -283,6 +286,11 @@ check "agent's program is pid 2 of a new pid namespace" "2" "$(cat "$T/out")"
 "$H" agent /run/outrun/s-io -- sh -c 'cat; echo to-stderr >&2' <<<"stdin-passes" >"$T/out" 2>"$T/err"
 check "agent passes stdin/stdout through untouched" "stdin-passes" "$(cat "$T/out")"
 check "agent passes stderr through untouched" "to-stderr" "$(cat "$T/err")"
+start_ns="$(date +%s%N)"
+"$H" agent /run/outrun/s-eof -- sh -c 'echo hi; exec >&-; sleep 2' | { cat >/dev/null; date +%s%N >"$T/eof"; }
+end_ns="$(date +%s%N)"
+check "the agent's stdout ends when the program closes it, not when the session ends" "early" \
+  "$( (( $(cat "$T/eof") - start_ns < 1500000000 && end_ns - start_ns >= 2000000000 )) && echo early || echo "late: eof after $(( ($(cat "$T/eof") - start_ns) / 1000000 )) ms")"
 "$H" agent /run/outrun/s-mnt -- sh -c 'mount -t tmpfs leak-check /mnt && grep -c leak-check /proc/self/mountinfo'  >"$T/out"
 check "agent's mounts happen in its own namespace" "1" "$(cat "$T/out")"
 check "... and do not leak out" "0" "$(grep -c leak-check /proc/self/mountinfo)"
@@ -448,6 +456,9 @@ run_exec pty "$S" '{"argv":["sh","-c","trap \"echo got-HUP; exit 4\" HUP; echo s
   "after":[["started",{"signal":1}]]}'
 check "pty: a signal to the helper goes to the command's process group" "exit 4" "$RES"
 check_contains "... and the command saw it" "got-HUP" "$OUT"
+run_exec pty "$S" '{"argv":["sh","-c","printf %s \"$BIG\" | md5sum"],"big_env":100000}'
+check "pty: a 100 kB spec with every byte value arrives intact" \
+  "$(python3 -c 'import hashlib; print(hashlib.md5((bytes(range(1, 256)) * 393)[:100000]).hexdigest())')  -" "$OUT"
 run_exec pty "$S" '{"argv":["no-such-command-xyz"]}'
 check "pty: missing command" "exit 127|outrun: no-such-command-xyz: command not found" "$RES|$OUT"
 

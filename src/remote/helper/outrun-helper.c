@@ -401,6 +401,16 @@ static int status_code(int status) {
 
 /* ---------------------------------------------------------------- agent */
 
+/* Once the agent is started, the helpers' own copies of stdin and stdout (the RPC stream) would
+ * only delay its end of file: point them at /dev/null. stderr stays, for messages. */
+static void drop_stdio(void) {
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  dup2(fd, 0);
+  dup2(fd, 1);
+  if (fd > 1) close(fd);
+}
+
 /* PID 1 of the session's pid namespace. */
 __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
@@ -446,6 +456,7 @@ __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
     msg("cannot run %s: %s", prog[0], strerror(errno));
     _exit(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
   }
+  drop_stdio();
 
   int agent_status = 0;
   for (;;) {
@@ -539,6 +550,7 @@ static int cmd_agent(int argc, char **argv) {
   }
   write_all(sync[1], "g", 1); /* if this fails, PID 1 sees end of file and exits */
   close(sync[1]);
+  drop_stdio();
 
   int status = 0;
   for (;;) {
