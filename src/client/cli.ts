@@ -17,12 +17,8 @@ const VERSION = '0.1.0';
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs(argv);
-  if (parsed.action === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (parsed.action === 'version') {
-    process.stdout.write(`outrun ${VERSION}\n`);
+  if (parsed.action !== 'run') {
+    process.stdout.write(parsed.action === 'help' ? USAGE : `outrun ${VERSION}\n`);
     return 0;
   }
   const { options } = parsed;
@@ -38,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
   log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
   let lost: OutrunError | undefined;
-  conn.on('error', (err) => {
+  conn.on('error', (err: Error) => {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
   try {
