@@ -1,4 +1,5 @@
 // The generated message classes (from proto/outrun.proto by protobufjs-cli, see scripts/build.mjs).
+import './protobuf-config';
 import { outrun } from './generated/outrun';
 
 export import pb = outrun.v1;
