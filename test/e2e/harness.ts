@@ -71,7 +71,7 @@ export function boxLeftovers(): string {
     [
       'for p in /proc/[0-9]*; do',
       '  [ "${p#/proc/}" = "$$" ] && continue',
-      '  grep -qs " fuse" $p/mountinfo && echo "fuse mount in the namespace of pid ${p#/proc/}"',
+      '  grep -Eqs " - fuse(\\.[^ ]*)? " $p/mountinfo && echo "fuse mount in the namespace of pid ${p#/proc/}"',
       '  c=$(tr "\\0" " " < $p/cmdline 2>/dev/null)',
       '  case "$c" in *outrun-helper*|*agent.js*) echo "process ${p#/proc/}: $c";; esac',
       'done',
