@@ -412,7 +412,7 @@ function isSftpFailure(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 4;
 }
 
-export const SFTP_CHUNK = 256 * 1024;
+export const SFTP_CHUNK = 128 * 1024;
 export const SFTP_CONCURRENCY = 16;
 
 function sftpPut(sftp: SFTPWrapper, local: string, remote: string, mode: number): Promise<void> {
@@ -435,6 +435,7 @@ function execPut(conn: Client, local: string, remote: string, mode: number): Pro
       ch.stderr.on('data', (d: Buffer) => {
         if (stderr.length < 4096) stderr += d.toString('utf8');
       });
+      ch.resume(); // cat prints nothing, but 'close' only comes once stdout has been consumed
       let chErr: Error | undefined;
       ch.on('error', (e: Error) => {
         chErr ??= e;
