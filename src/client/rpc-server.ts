@@ -73,7 +73,8 @@ export class RpcServer {
         },
         Control: (stream: ControlStream) => {
           if (!tokenMatches(token, stream.metadata)) {
-            stream.destroy(Object.assign(new Error('bad session token'), unauthenticated));
+            // emit, not destroy: grpc-js sends the status from its error handler.
+            stream.emit('error', Object.assign(new Error('bad session token'), unauthenticated));
             return;
           }
           session.control(stream);

@@ -44,6 +44,22 @@ function execChannel(conn: Client, command: string, pty: PseudoTtyOptions | fals
   );
 }
 
+/**
+ * Delivers a signal to the command. Not as an SSH "signal" request: OpenSSH refuses those for
+ * root sessions (it skips post-auth privilege separation for root), and the remote user is
+ * root. A short extra channel runs `outrun-helper signal`, which hands it to the session's
+ * exec helper, which forwards it to the command.
+ */
+function sendSignal(opts: SessionOptions, sessionDir: string, name: string): void {
+  const command = shellQuote([`${opts.remoteDir}/outrun-helper`, 'signal', sessionDir, name]);
+  opts.conn.exec(command, (err, ch) => {
+    if (err) return opts.log(`signal ${name}: ${err.message}`);
+    ch.on('data', () => undefined);
+    ch.stderr.on('data', (d: Buffer) => opts.log(`signal ${name}: ${d.toString().trim()}`));
+    ch.on('close', () => undefined);
+  });
+}
+
 /** Collects the last lines a channel wrote on stderr, for the one-line error message. */
 class TailLines {
   private lines: string[] = [];
@@ -220,8 +236,8 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
     for (const sig of FORWARDED_SIGNALS) {
       const handler = () => {
         // A second Ctrl-C within two seconds ends the command hard.
-        if (sig === 'SIGINT' && Date.now() - lastInt < 2000) ch.signal('KILL');
-        else ch.signal(sig.slice(3));
+        if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
+        else sendSignal(opts, sessionDir, sig.slice(3));
         if (sig === 'SIGINT') lastInt = Date.now();
       };
       signalHandlers.set(sig, handler);

@@ -21,13 +21,40 @@ export interface LocalServerLimits {
 
 export const DEFAULT_LIMITS: LocalServerLimits = { maxOpenFiles: 4096, maxReadBytes: 4 * 1024 * 1024 };
 
-const MAX_FILE_OFFSET = 2 ** 53;
+// Offsets beyond this are not exact in a JS number, and node:fs would silently fall back to
+// the file position: refuse them.
+const MAX_FILE_OFFSET = Number.MAX_SAFE_INTEGER;
 // Flags that only mean something to the opener: creation is `Create`'s job, and O_DIRECT
 // would impose alignment on our own buffers.
 const OPEN_FLAGS_DROPPED = FS.O_CREAT | FS.O_EXCL | FS.O_NOCTTY | FS.O_DIRECT;
 const UINT32_MAX = 0xffffffff;
 
 type Handlers = { [K in FsMethodName]: FsHandler<K> };
+
+/**
+ * Node has no mkfifo(3); the local coreutils one does it. The name goes through printf octal
+ * escapes so that any bytes survive argv, and a failure is turned back into the errno the
+ * system call would have given.
+ */
+async function mkfifo(p: Buffer, perm: string): Promise<void> {
+  const escaped = [...p].map((b) => '\\' + b.toString(8).padStart(3, '0')).join('');
+  const script = 'n=$(printf "$1x") && exec mkfifo -m "$2" -- "${n%x}"';
+  const failed = await new Promise<boolean>((resolve) =>
+    execFile('/bin/sh', ['-c', script, 'sh', escaped, perm], (err) => resolve(!!err)),
+  );
+  if (!failed) return;
+  await fsp.lstat(p).then(
+    () => {
+      throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+    },
+    async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      const slash = p.lastIndexOf(0x2f);
+      await fsp.lstat(p.subarray(0, Math.max(slash, 1))); // ENOENT / ENOTDIR / EACCES of the parent
+      throw Object.assign(new Error('mkfifo failed'), { code: 'EACCES' });
+    },
+  );
+}
 
 const ok = { errno: 0 };
 const fail = (errno: number) => ({ errno });
@@ -243,10 +270,7 @@ export class LocalFileServer {
           return ok;
         }
         if (type !== FS.S_IFIFO) return fail(EPERM);
-        // Node has no mkfifo; the local coreutils one does it exactly.
-        await new Promise<void>((resolve, reject) =>
-          execFile('mkfifo', ['-m', perm, '--', p.toString()], (err) => (err ? reject(err) : resolve())),
-        );
+        await mkfifo(p, perm);
         return ok;
       }),
 

@@ -53,7 +53,7 @@ export function readPreamble(input: Readable): Promise<{ preamble: Preamble; res
       } catch {
         return done(new Error('session preamble is not valid JSON'));
       }
-      if (typeof parsed.protocol !== 'number' || typeof parsed.token !== 'string' || typeof parsed.sessionDir !== 'string') {
+      if (!parsed || typeof parsed !== 'object' || typeof parsed.protocol !== 'number' || typeof parsed.token !== 'string' || typeof parsed.sessionDir !== 'string') {
         return done(new Error('session preamble is incomplete'));
       }
       done(null, { preamble: parsed, rest: buf.subarray(end) });

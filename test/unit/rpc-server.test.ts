@@ -210,7 +210,7 @@ describe('RpcServer over a unix socket', () => {
   // The refusal destroys the grpc-js server stream; its 'error' handler then calls end() on a
   // destroyed stream, so _final (which sends the status) never runs and the call hangs until
   // the client's deadline (here 1.5 s: DEADLINE_EXCEEDED, code 4, instead of 16).
-  test('Control: a wrong token ends the stream with UNAUTHENTICATED', { todo: 'bug: src/client/rpc-server.ts Control refusal uses stream.destroy(); no status is ever sent' }, async () => {
+  test('Control: a wrong token ends the stream with UNAUTHENTICATED', async () => {
     const before = controlStreams;
     await assert.rejects(control(md('nope'), 1500), (err: { code?: number; details?: string }) => {
       assert.equal(err.code, grpc.status.UNAUTHENTICATED, `got code ${err.code} (${err.details})`);

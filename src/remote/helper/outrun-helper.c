@@ -104,7 +104,7 @@ __attribute__((format(printf, 2, 3), noreturn)) static void die(int status, cons
 
 static void usage(void) {
   msg("usage: outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
-      "outrun-helper exec SESSION_DIR | outrun-helper --version");
+      "outrun-helper exec SESSION_DIR | outrun-helper signal SESSION_DIR NAME | outrun-helper --version");
   exit(EXIT_USAGE);
 }
 
@@ -986,6 +986,11 @@ static int cmd_exec(int argc, char **argv) {
     }
   }
 
+  /* Where `outrun-helper signal` finds us: OpenSSH refuses "signal" channel requests for root
+   * sessions (no post-auth privilege separation), so the client signals through that instead. */
+  if (write_pid_file(session, "exec.pid", getpid()) < 0 || write_pid_file(session, "cmd.pid", child) < 0)
+    umsg("warning: cannot record the command's pid in %s: %s", session, strerror(errno));
+
   /* e. Running: forward signals until the command ends. */
   int status = 0;
   for (;;) {
@@ -1004,6 +1009,72 @@ static int cmd_exec(int argc, char **argv) {
   exit_like(status);
 }
 
+/* ---------------------------------------------------------------- signal */
+
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
+                    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"WINCH", SIGWINCH},
+                    {"CONT", SIGCONT}, {"TSTP", SIGTSTP}, {"PIPE", SIGPIPE}, {"KILL", SIGKILL}};
+
+/* The parent pid of PID from /proc/PID/status, or -1. */
+static pid_t parent_of(pid_t pid) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char *p = strstr(buf, "\nPPid:");
+  uint64_t v;
+  if (!p) return -1;
+  p += 7;
+  while (*p == ' ' || *p == '\t') p++;
+  char num[24];
+  size_t i = 0;
+  while (i < sizeof num - 1 && p[i] >= '0' && p[i] <= '9') num[i] = p[i], i++;
+  num[i] = '\0';
+  return parse_u64(num, INT_MAX, &v) < 0 ? -1 : (pid_t)v;
+}
+
+/* outrun-helper signal SESSION_DIR NAME: hands NAME to the session's `exec` helper, which forwards
+ * it to the command as sshd would have. KILL cannot be forwarded (it would end the helper), so it
+ * goes straight to the command's process group. */
+static int cmd_signal(int argc, char **argv) {
+  if (argc != 4) usage();
+  const char *session = argv[2];
+  check_session_path(session);
+  int sig = 0;
+  for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+    if (strcmp(argv[3], signal_names[i].name) == 0) sig = signal_names[i].sig;
+  if (!sig) die(EXIT_USAGE, "unknown signal %s", argv[3]);
+  const char *why;
+  if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
+  char path[PATH_MAX];
+  if (join_path(path, sizeof path, session, "exec.pid") < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
+  pid_t helper = read_pid_file(path);
+  if (helper < 0) die(EXIT_OUTRUN, "session %s runs no command: %s", session, strerror(errno));
+  /* The pid must still be an outrun-helper (same executable as us), not a recycled pid. */
+  char exe[64];
+  struct stat self, other;
+  snprintf(exe, sizeof exe, "/proc/%ld/exe", (long)helper);
+  if (stat("/proc/self/exe", &self) < 0 || stat(exe, &other) < 0 || self.st_dev != other.st_dev ||
+      self.st_ino != other.st_ino)
+    die(EXIT_OUTRUN, "session %s runs no command any more", session);
+  if (sig != SIGKILL) {
+    if (kill(helper, sig) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
+    return 0;
+  }
+  if (join_path(path, sizeof path, session, "cmd.pid") < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
+  pid_t cmd = read_pid_file(path);
+  if (cmd < 0 || parent_of(cmd) != helper) die(EXIT_OUTRUN, "session %s runs no command any more", session);
+  if (kill(-cmd, SIGKILL) < 0 && kill(cmd, SIGKILL) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)cmd, strerror(errno));
+  return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv) {
@@ -1016,5 +1087,6 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "agent") == 0) return cmd_agent(argc, argv);
   if (strcmp(argv[1], "bind") == 0) return cmd_bind(argc, argv);
   if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc, argv);
+  if (strcmp(argv[1], "signal") == 0) return cmd_signal(argc, argv);
   usage();
 }

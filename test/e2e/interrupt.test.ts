@@ -1,0 +1,104 @@
+// End to end: however a run ends (Ctrl-C, SIGTERM, local outrun killed outright), the
+// remote command tree, the mounts and the session directory are gone afterwards, and what
+// the command wrote before is on the local disk.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { CLI, ROOT, SSH_CONFIG, boxShell, waitBoxClean } from './harness';
+
+/** Starts outrun running `script` on the box; resolves once the script printed `ready`. */
+function startLongRun(script: string) {
+  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', 'sh', '-c', script], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`outrun ended before the command was ready: ${err}`)));
+  });
+  ready.catch(() => undefined);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => {
+    const t0 = Date.now();
+    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 }));
+  });
+  return { child, ready, exited, stderr: () => err };
+}
+
+/**
+ * Processes on the box whose command line contains the marker. The pattern brackets its
+ * last character so that the searching shell and grep (whose own command lines hold the
+ * pattern) do not match it.
+ */
+function boxProcesses(marker: string): string[] {
+  const pattern = `${marker.slice(0, -1)}[${marker.slice(-1)}]`;
+  return boxShell(`for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q -- '${pattern}' && echo $p; done; true`)
+    .split('\n')
+    .filter(Boolean);
+}
+
+describe('interrupted runs leave nothing behind', { timeout: 5 * 60_000 }, () => {
+  test('SIGINT reaches the command: outrun exits 130 and the box is clean', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'outrun-int-'));
+    const f = path.join(work, 'before-interrupt');
+    const run = startLongRun(`echo written > '${f}'; echo ready; exec sleep 1000 # int-marker`);
+    await run.ready;
+    assert.ok(boxProcesses('sleep 1000').length > 0, 'the command is running on the box');
+    run.child.kill('SIGINT');
+    const end = await run.exited;
+    assert.equal(end.code, 130, run.stderr());
+    assert.equal(readFileSync(f, 'utf8'), 'written\n');
+    assert.equal(await waitBoxClean(), '');
+    assert.deepEqual(boxProcesses('sleep 1000'), []);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('SIGTERM reaches the command: outrun exits 143', async () => {
+    const run = startLongRun('echo ready; exec sleep 1001');
+    await run.ready;
+    run.child.kill('SIGTERM');
+    const end = await run.exited;
+    assert.equal(end.code, 143, run.stderr());
+    assert.equal(await waitBoxClean(), '');
+  });
+
+  test('a command that ignores SIGINT is ended by a second SIGINT', async () => {
+    const run = startLongRun("trap '' INT; echo ready; while :; do sleep 1; done");
+    await run.ready;
+    run.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(run.child.exitCode, null, 'still running after the first SIGINT');
+    run.child.kill('SIGINT');
+    const end = await run.exited;
+    assert.equal(end.code, 137, run.stderr());
+    assert.equal(await waitBoxClean(), '');
+  });
+
+  test('local outrun killed with SIGKILL: the agent notices and cleans the box', async () => {
+    const run = startLongRun('echo ready; exec sleep 1002');
+    await run.ready;
+    run.child.kill('SIGKILL');
+    await run.exited;
+    assert.equal(await waitBoxClean(10_000), '');
+    assert.deepEqual(boxProcesses('sleep 1002'), []);
+  });
+
+  test('stdin closed early: the command sees EOF and ends', async () => {
+    const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', 'wc', '-c'], { cwd: ROOT });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.end('12345');
+    const code = await new Promise((r) => child.on('exit', r));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), '5');
+    assert.ok(!existsSync('/nonexistent'));
+  });
+});
