@@ -925,9 +925,17 @@ static int cmd_exec(int argc, char **argv) {
     if (tty && tcsetpgrp(0, getpid()) < 0 && errno != ENOTTY) child_fail(ep[1], ST_TCSETPGRP, 0);
     if (chroot(root) < 0) child_fail(ep[1], ST_CHROOT, 0);
     /* Limits before dropping privileges, so that raising a hard limit is possible. */
-    for (size_t i = 0; i < sp.nrlimits; i++)
-      if (setrlimit((__rlimit_resource_t)sp.rlimits[i].resource, &sp.rlimits[i].lim) < 0)
-        child_fail(ep[1], ST_RLIMIT, (int)i);
+    for (size_t i = 0; i < sp.nrlimits; i++) {
+      __rlimit_resource_t res = (__rlimit_resource_t)sp.rlimits[i].resource;
+      if (setrlimit(res, &sp.rlimits[i].lim) == 0) continue;
+      /* The remote may not allow raising a hard limit as high as the local one (no
+       * CAP_SYS_RESOURCE): then the remote's hard limit caps both values. */
+      struct rlimit cur, capped = sp.rlimits[i].lim;
+      if (errno != EPERM || getrlimit(res, &cur) < 0) child_fail(ep[1], ST_RLIMIT, (int)i);
+      if (capped.rlim_max > cur.rlim_max) capped.rlim_max = cur.rlim_max;
+      if (capped.rlim_cur > capped.rlim_max) capped.rlim_cur = capped.rlim_max;
+      if (setrlimit(res, &capped) < 0) child_fail(ep[1], ST_RLIMIT, (int)i);
+    }
     if (setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
     if (setgid(sp.gid) < 0) child_fail(ep[1], ST_SETGID, 0);
     if (setuid(sp.uid) < 0) child_fail(ep[1], ST_SETUID, 0);
