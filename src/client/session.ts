@@ -137,7 +137,10 @@ export async function runSession(opts: SessionOptions): Promise<number> {
           return {
             protocolVersion: PROTOCOL_VERSION,
             clientVersion: CLIENT_VERSION,
-            mount: { attrTimeoutS: 1, entryTimeoutS: 1, negativeTimeoutS: 1, debug: opts.verbose >= 2 },
+            // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
+            // own kernel inode, so a cached link count would go stale); the agent's cache,
+            // which invalidates per change, answers instead.
+            mount: { attrTimeoutS: 0, entryTimeoutS: 1, negativeTimeoutS: 1, debug: opts.verbose >= 2 },
           };
         },
         control: (stream) => {

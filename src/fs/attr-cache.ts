@@ -33,17 +33,28 @@ export class AttrCache {
     if (this.missing.max > 0) this.missing.set(path, true);
   }
 
-  /** Forget a path and its parent directory (whose size, times and link count change). */
-  invalidate(path: string): void {
+  /**
+   * Forget a path and its parent directory (whose size, times and link count change). A
+   * file with several hard links changes under all its names, so they go too; when the
+   * path's attributes are not known, `structural` changes (link, unlink, rename) drop every
+   * multiply-linked entry, since one of them may be another name of it.
+   */
+  invalidate(path: string, structural = false): void {
+    const known = this.attrs.get(path);
     this.attrs.delete(path);
     this.missing.delete(path);
     const slash = path.lastIndexOf('/');
     this.attrs.delete(slash <= 0 ? '/' : path.slice(0, slash));
+    if (known ? (known.nlink ?? 1) > 1 : structural) {
+      for (const [key, a] of this.attrs.entries()) {
+        if ((a.nlink ?? 1) > 1 && (!known || a.ino === known.ino) && (a.mode ?? 0) & 0o100000) this.attrs.delete(key);
+      }
+    }
   }
 
   /** Forget a whole subtree (rename or rmdir of a directory). */
   invalidateTree(path: string): void {
-    this.invalidate(path);
+    this.invalidate(path, true);
     const prefix = path === '/' ? '/' : path + '/';
     for (const key of this.attrs.keys()) if (key.startsWith(prefix)) this.attrs.delete(key);
     for (const key of this.missing.keys()) if (key.startsWith(prefix)) this.missing.delete(key);

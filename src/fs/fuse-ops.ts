@@ -82,8 +82,11 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
 
     readdir(path: string, cb: Cb) {
       call('readdir', fs.Readdir({ path: wirePath(path) }), cb, (r) => {
-        const names: string[] = [];
-        const stats: FuseStat[] = [];
+        // The kernel lists what we list: "." and ".." are ours to add. Their inode number
+        // only has to be non-zero (readdir(3) hides entries with inode 0); stat gives the real one.
+        const dirStat = toFuseStat({ mode: FS.S_IFDIR | 0o755, ino: 1 });
+        const names: string[] = ['.', '..'];
+        const stats: FuseStat[] = [dirStat, dirStat];
         for (const e of r.entries) {
           const name = bytes(e.name).toString('utf8');
           names.push(name);
@@ -91,7 +94,7 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
             cache.set(join(path, name), e.attr);
             stats.push(toFuseStat(e.attr));
           } else {
-            stats.push(toFuseStat({ mode: 0 }));
+            stats.push(toFuseStat({ mode: 0, ino: 1 }));
           }
         }
         cb(0, names, stats);
@@ -205,7 +208,11 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
     },
 
     unlink(path: string, cb: Cb) {
-      simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => cache.invalidate(path));
+      const before = cache.get(path); // unlinking changes the link count under its other names
+      simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => {
+        if (before && before !== 'missing') cache.set(path, before);
+        cache.invalidate(path, true);
+      });
     },
 
     rename(src: string, dest: string, cb: Cb) {
@@ -221,8 +228,8 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
 
     link(existing: string, path: string, cb: Cb) {
       simple('link', fs.Link({ target: wirePath(existing), path: wirePath(path) }), cb, () => {
-        cache.invalidate(existing);
-        cache.invalidate(path);
+        cache.invalidate(existing, true);
+        cache.invalidate(path, true);
       });
     },
 

@@ -101,7 +101,8 @@ async function main(): Promise<void> {
 
   const fs = makeFsClient(client, metadata);
   const ops = makeFuseOps(fs, {
-    attrTimeoutMs: mountOptions.attrTimeoutS * 1000,
+    // The agent's own cache lives at least a second even when the kernel keeps nothing.
+    attrTimeoutMs: Math.max(mountOptions.attrTimeoutS, 1) * 1000,
     negativeTimeoutMs: mountOptions.negativeTimeoutS * 1000,
     onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
   });

@@ -91,6 +91,20 @@ describe('interrupted runs leave nothing behind', { timeout: 5 * 60_000 }, () =>
     assert.deepEqual(boxProcesses('sleep 1002'), []);
   });
 
+  test('the link dies mid-run (the box kills our sshd session): outrun exits 255, the box is clean', async () => {
+    const run = startLongRun('echo ready; exec sleep 1003');
+    await run.ready;
+    const helpers = boxProcesses('outrun-helper exec');
+    assert.equal(helpers.length, 1);
+    // The sshd process that serves our connection is the exec helper's parent.
+    boxShell(`kill -9 $(awk '/^PPid:/ {print $2}' ${helpers[0]}/status)`);
+    const end = await run.exited;
+    assert.equal(end.code, 255, run.stderr());
+    assert.match(run.stderr(), /^outrun: .*(lost|ended)/);
+    assert.equal(run.stderr().trim().split('\n').length, 1);
+    assert.equal(await waitBoxClean(10_000), '');
+  });
+
   test('stdin closed early: the command sees EOF and ends', async () => {
     const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', 'wc', '-c'], { cwd: ROOT });
     let out = '';

@@ -1,0 +1,47 @@
+// End to end: every filesystem operation through the FUSE mount behaves as on the local
+// disk. One script (fixtures/fs-ops.sh) runs locally and through outrun, in two fresh
+// directories; the outputs must be the same, byte for byte.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { ROOT, onBox } from './harness';
+
+const SCRIPT = path.join(ROOT, 'test/e2e/fixtures/fs-ops.sh');
+
+test('filesystem operations through outrun match the local disk', { timeout: 120_000 }, async () => {
+  const localDir = mkdtempSync(path.join(tmpdir(), 'outrun-fsops-'));
+  const remoteDir = mkdtempSync(path.join(tmpdir(), 'outrun-fsops-'));
+  try {
+    const local = spawnSync('sh', [SCRIPT, localDir], { encoding: 'utf8' });
+    assert.equal(local.status, 0, local.stderr);
+    const remote = await onBox(['sh', SCRIPT, remoteDir]);
+    assert.equal(remote.stderr, local.stderr);
+    assert.equal(remote.status, 0);
+    const out = remote.stdout.toString('utf8');
+    // Same lines in the same order, so a difference names the operation that differs.
+    const a = local.stdout.split('\n');
+    const b = out.split('\n');
+    for (let i = 0; i < Math.max(a.length, b.length); i++) assert.equal(b[i], a[i], `line ${i + 1} differs`);
+    assert.ok(local.stdout.includes('== readdir'), 'the script ran to the end');
+  } finally {
+    rmSync(localDir, { recursive: true, force: true });
+    rmSync(remoteDir, { recursive: true, force: true });
+  }
+});
+
+test(
+  'setting only the modification time (touch -m) reaches the local file',
+  { todo: 'libfuse 2.9, under fuse-native, drops a setattr that sets only one of atime and mtime', timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'outrun-touch-'));
+    try {
+      const r = await onBox(['sh', '-c', `echo y > '${dir}/c' && touch -m -d @1000000000 '${dir}/c' && stat -c %Y '${dir}/c'`]);
+      assert.equal(r.stdout.toString(), '1000000000\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
