@@ -58,6 +58,8 @@ async function mkfifo(p: Buffer, perm: string): Promise<void> {
 
 const ok = { errno: 0 };
 const fail = (errno: number) => ({ errno });
+/** Success once the operation is done. */
+const done = (op: Promise<unknown>) => op.then(() => ok);
 const lstat = (p: Buffer): Promise<BigIntStats> => fsp.lstat(p, { bigint: true });
 
 /** The filesystem request handlers for one session. */
@@ -88,6 +90,17 @@ export class LocalFileServer {
 
   private handle(id: number): FileHandle | undefined {
     return Number.isSafeInteger(id) ? this.files.get(id) : undefined;
+  }
+
+  /** Runs a handle operation: EBADF for a handle that is not this session's, the errno of any throw. */
+  private async onHandle<T extends object>(id: number, fn: (fh: FileHandle) => Promise<T>): Promise<T | { errno: number }> {
+    const fh = this.handle(id);
+    if (!fh) return fail(EBADF);
+    try {
+      return await fn(fh);
+    } catch (err) {
+      return fail(errnoOf(err));
+    }
   }
 
   /** Runs a path operation: EINVAL for a path that fails the check, the errno of any throw. */
@@ -126,11 +139,7 @@ export class LocalFileServer {
     Readlink: (req) =>
       this.onPath(req.path, async (p) => ({ errno: 0, target: await fsp.readlink(p, { encoding: 'buffer' }) })),
 
-    Access: (req) =>
-      this.onPath(req.path, async (p) => {
-        await fsp.access(p, req.mask & 7);
-        return ok;
-      }),
+    Access: (req) => this.onPath(req.path, (p) => done(fsp.access(p, req.mask & 7))),
 
     Statfs: (req) =>
       this.onPath(req.path, async (p) => {
@@ -179,11 +188,9 @@ export class LocalFileServer {
         }
       }),
 
-    Read: async (req) => {
-      const fh = this.handle(req.handle);
-      if (!fh) return fail(EBADF);
-      if (req.size > this.limits.maxReadBytes || req.offset > MAX_FILE_OFFSET) return fail(EINVAL);
-      try {
+    Read: (req) =>
+      this.onHandle(req.handle, async (fh) => {
+        if (req.size > this.limits.maxReadBytes || req.offset > MAX_FILE_OFFSET) return fail(EINVAL);
         const buf = Buffer.allocUnsafe(req.size);
         let got = 0;
         while (got < req.size) {
@@ -192,74 +199,35 @@ export class LocalFileServer {
           got += bytesRead;
         }
         return { errno: 0, data: buf.subarray(0, got) };
-      } catch (err) {
-        return fail(errnoOf(err));
-      }
-    },
+      }),
 
-    Write: async (req) => {
-      const fh = this.handle(req.handle);
-      if (!fh) return fail(EBADF);
-      if (req.offset + req.data.length > MAX_FILE_OFFSET) return fail(EINVAL);
-      try {
+    Write: (req) =>
+      this.onHandle(req.handle, async (fh) => {
         const data = req.data;
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await fh.write(data, done, data.length - done, req.offset + done);
-          done += bytesWritten;
+        if (req.offset + data.length > MAX_FILE_OFFSET) return fail(EINVAL);
+        let written = 0;
+        while (written < data.length) {
+          const { bytesWritten } = await fh.write(data, written, data.length - written, req.offset + written);
+          written += bytesWritten;
         }
-        return { errno: 0, written: done };
-      } catch (err) {
-        return fail(errnoOf(err));
-      }
-    },
+        return { errno: 0, written };
+      }),
 
-    Fsync: async (req) => {
-      const fh = this.handle(req.handle);
-      if (!fh) return fail(EBADF);
-      try {
-        await (req.datasync ? fh.datasync() : fh.sync());
-        return ok;
-      } catch (err) {
-        return fail(errnoOf(err));
-      }
-    },
+    Fsync: (req) => this.onHandle(req.handle, (fh) => done(req.datasync ? fh.datasync() : fh.sync())),
 
-    Release: async (req) => {
-      const fh = this.handle(req.handle);
-      if (!fh) return fail(EBADF);
-      this.files.delete(req.handle);
-      try {
-        await fh.close();
-        return ok;
-      } catch (err) {
-        return fail(errnoOf(err));
-      }
-    },
+    Release: (req) =>
+      this.onHandle(req.handle, (fh) => {
+        this.files.delete(req.handle);
+        return done(fh.close());
+      }),
 
     Truncate: async (req) => {
       if (req.size > MAX_FILE_OFFSET) return fail(EINVAL);
-      if (req.handle !== 0) {
-        const fh = this.handle(req.handle);
-        if (!fh) return fail(EBADF);
-        try {
-          await fh.truncate(req.size);
-          return ok;
-        } catch (err) {
-          return fail(errnoOf(err));
-        }
-      }
-      return this.onPath(req.path, async (p) => {
-        await fsp.truncate(p, req.size);
-        return ok;
-      });
+      if (req.handle !== 0) return this.onHandle(req.handle, (fh) => done(fh.truncate(req.size)));
+      return this.onPath(req.path, (p) => done(fsp.truncate(p, req.size)));
     },
 
-    Mkdir: (req) =>
-      this.onPath(req.path, async (p) => {
-        await fsp.mkdir(p, req.mode & 0o7777);
-        return ok;
-      }),
+    Mkdir: (req) => this.onPath(req.path, (p) => done(fsp.mkdir(p, req.mode & 0o7777))),
 
     Mknod: (req) =>
       this.onPath(req.path, async (p) => {
@@ -274,51 +242,30 @@ export class LocalFileServer {
         return ok;
       }),
 
-    Rmdir: (req) =>
-      this.onPath(req.path, async (p) => {
-        await fsp.rmdir(p);
-        return ok;
-      }),
+    Rmdir: (req) => this.onPath(req.path, (p) => done(fsp.rmdir(p))),
 
-    Unlink: (req) =>
-      this.onPath(req.path, async (p) => {
-        await fsp.unlink(p);
-        return ok;
-      }),
+    Unlink: (req) => this.onPath(req.path, (p) => done(fsp.unlink(p))),
 
     Rename: async (req) => {
       const to = checkWirePath(req.to);
       if (!to) return fail(EINVAL);
       if (req.flags !== 0) return fail(EINVAL);
-      return this.onPath(req.from, async (from) => {
-        await fsp.rename(from, to);
-        return ok;
-      });
+      return this.onPath(req.from, (from) => done(fsp.rename(from, to)));
     },
 
     Symlink: async (req) => {
       const target = checkLinkTarget(req.target);
       if (!target) return fail(EINVAL);
-      return this.onPath(req.path, async (p) => {
-        await fsp.symlink(target, p);
-        return ok;
-      });
+      return this.onPath(req.path, (p) => done(fsp.symlink(target, p)));
     },
 
     Link: async (req) => {
       const existing = checkWirePath(req.target);
       if (!existing) return fail(EINVAL);
-      return this.onPath(req.path, async (p) => {
-        await fsp.link(existing, p);
-        return ok;
-      });
+      return this.onPath(req.path, (p) => done(fsp.link(existing, p)));
     },
 
-    Chmod: (req) =>
-      this.onPath(req.path, async (p) => {
-        await fsp.chmod(p, req.mode & 0o7777);
-        return ok;
-      }),
+    Chmod: (req) => this.onPath(req.path, (p) => done(fsp.chmod(p, req.mode & 0o7777))),
 
     Chown: (req) =>
       this.onPath(req.path, async (p) => {
