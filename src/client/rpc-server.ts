@@ -25,7 +25,7 @@ export interface SessionHandlers {
 
 export interface RpcObserver {
   /** Called after each filesystem call with its method and latency (for -v). */
-  onCall?(method: FsMethodName, ms: number, errno: number): void;
+  onCall?(method: FsMethodName, ms: number, errno: number, path: string | undefined): void;
 }
 
 export function tokenMatches(expected: Buffer, metadata: grpc.Metadata): boolean {
@@ -52,7 +52,8 @@ export class RpcServer {
         const started = performance.now();
         handler(call.request).then(
           (reply) => {
-            observer.onCall?.(name, performance.now() - started, reply.errno ?? 0);
+            const path = (call.request as { path?: Uint8Array }).path;
+            observer.onCall?.(name, performance.now() - started, reply.errno ?? 0, path?.length ? Buffer.from(path).toString() : undefined);
             callback(null, reply);
           },
           (err) => callback({ code: grpc.status.INTERNAL, details: String(err?.message ?? err) }),

@@ -152,7 +152,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
           stream.on('error', () => undefined);
         },
       },
-      opts.verbose >= 3 ? { onCall: (m, ms, errno) => log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}`) } : {},
+      opts.verbose >= 3 ? { onCall: (m, ms, errno, path) => log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}${path ? ` ${JSON.stringify(path)}` : ''}`) } : {},
     );
     rpc.serve(agentChannel);
 
