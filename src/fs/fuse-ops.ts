@@ -8,6 +8,7 @@ import { AttrCache, type CachedAttr } from './attr-cache';
 import { FileReadAhead, WindowBudget } from './read-ahead';
 import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
+import { Counters } from './counters';
 import { timespecFromMs, timespecToMs } from './attr';
 import { EIO, ENOENT } from './errno';
 import type { FsClient } from './rpc-client';
@@ -17,6 +18,8 @@ export interface FuseOpsOptions {
   negativeTimeoutMs: number;
   /** Called for every RPC failure that became EIO (for the agent's log). */
   onRpcError?(op: string, err: unknown): void;
+  /** Cache hits and misses and FUSE operations are counted here (for --stats). */
+  counters?: Counters;
 }
 
 function toFuseStat(a: CachedAttr): FuseStat {
@@ -52,6 +55,19 @@ class ErrnoError extends Error {
 }
 
 export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
+  const counters = opts.counters ?? new Counters();
+  const ops = makeOps(fs, opts, counters);
+  // Every operation the kernel asks for is counted by name.
+  for (const [name, fn] of Object.entries(ops)) {
+    ops[name] = (...args: unknown[]) => {
+      counters.inc(`fuse.${name}`);
+      return fn!(...args);
+    };
+  }
+  return ops;
+}
+
+function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOps {
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
   const contents = new ContentCache();
@@ -67,11 +83,14 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
   const isLocalHandle = (fd: number) => fd > 0x80000000;
 
   function track(handle: number, path: string, data?: Buffer, wholeFile = false): void {
-    const fetch = (offset: number, size: number) =>
-      fs.Read({ handle, offset, size }).then((r) => {
+    const fetch = (offset: number, size: number) => {
+      counters.inc('read.fetch');
+      return fs.Read({ handle, offset, size }).then((r) => {
         if (r.errno !== 0) throw new ErrnoError(r.errno);
+        counters.inc('read.fetched-bytes', r.data.length);
         return bytes(r.data);
       });
+    };
     const ra = new FileReadAhead(fetch, budget);
     if (data && data.length > 0) ra.seed(data, wholeFile);
     else if (wholeFile) ra.seed(Buffer.alloc(0), true);
@@ -110,6 +129,7 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
   return {
     getattr(path: string, cb: Cb) {
       const hit = cache.get(path);
+      counters.inc(hit ? 'attr.hit' : 'attr.miss');
       if (hit === 'missing') return cb(-ENOENT);
       if (hit) return cb(0, toFuseStat(hit));
       fs.Getattr({ path: wirePath(path) }).then(
@@ -152,8 +172,10 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
       const attr = cache.get(path);
       const known = links.get(path);
       if (known && attr && attr !== 'missing' && known.ino === attr.ino && known.ctime === timespecToMs(attr.ctime)) {
+        counters.inc('readlink.hit');
         return cb(0, known.target);
       }
+      counters.inc('readlink.miss');
       call('readlink', fs.Readlink({ path: wirePath(path) }), cb, (r) => {
         const target = bytes(r.target).toString('utf8');
         if (attr && attr !== 'missing') links.set(path, { target, ino: attr.ino ?? 0, ctime: timespecToMs(attr.ctime) });
@@ -186,6 +208,7 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
     open(path: string, flags: number, cb: Cb) {
       if (readOnly(flags)) {
         const known = contents.lookup(path, cache.get(path));
+        counters.inc(known ? 'content.hit' : 'content.miss');
         if (known) {
           const fd = nextLocalHandle--;
           track(fd, path, known, true);

@@ -80,9 +80,11 @@ export class FileReadAhead {
     const data = await w.data;
     const from = offset - w.start;
     const out = from >= data.length ? data.subarray(0, 0) : data.subarray(from, Math.min(from + len, data.length));
-    // Reading on in order: have the next window on its way before this one runs out.
+    // Reading on in order, past the middle of a window: have the next one on its way
+    // before this one runs out (not sooner, so a file read only in part costs little more).
     const end = w.start + w.asked;
-    if (sequential && data.length === w.asked && !this.windows.some((x) => x.start === end)) {
+    const pastMiddle = offset + len > w.start + w.asked / 2;
+    if (sequential && pastMiddle && data.length === w.asked && !this.windows.some((x) => x.start === end)) {
       this.nextSize = Math.min(this.nextSize * 2, MAX_WINDOW);
       this.startFetch(end, this.nextSize).data.catch(() => undefined);
     }
