@@ -46,6 +46,13 @@ const MAX_CACHED_FILE = 8 * 1024 * 1024;
 const bytes = (u: Uint8Array | null | undefined): Buffer =>
   !u ? Buffer.alloc(0) : Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.length);
 const join = (dir: string, name: string) => (dir === '/' ? '/' + name : dir + '/' + name);
+const parentOf = (path: string): string | undefined => {
+  if (path === '/') return undefined;
+  const slash = path.lastIndexOf('/');
+  return slash <= 0 ? '/' : path.slice(0, slash);
+};
+/** Directories up to this size (about 1,500 entries on ext4) are listed whole on a miss. */
+const MAX_LISTED_DIR_SIZE = 64 * 1024;
 
 /** A positive errno from the local side, carried through a promise. */
 class ErrnoError extends Error {
@@ -107,6 +114,60 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
 
   const readOnly = (flags: number) => (flags & 3) === FS.O_RDONLY && !(flags & FS.O_TRUNC);
 
+  function getattrRpc(path: string, cb: Cb): void {
+    fs.Getattr({ path: wirePath(path) }).then(
+      (r) => {
+        if (r.errno === ENOENT) cache.setMissing(path);
+        if (r.errno !== 0) return cb(-r.errno);
+        cache.set(path, r.attr!);
+        cb(0, toFuseStat(r.attr!));
+      },
+      (err) => {
+        opts.onRpcError?.('getattr', err);
+        cb(-EIO);
+      },
+    );
+  }
+
+  /** Directories we may not list (EACCES and the like): asked name by name instead. */
+  const unlistable = new LRUCache<string, true>({ max: 10_000, ttl: 10_000 });
+  const listable = (dir: string, attr: CachedAttr) =>
+    ((attr.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR && (attr.size ?? Infinity) <= MAX_LISTED_DIR_SIZE && !unlistable.has(dir);
+  /** Listings in flight, so that concurrent misses in one directory share one round trip. */
+  const listing = new Map<string, Promise<boolean>>();
+
+  function listDir(dir: string): Promise<boolean> {
+    let p = listing.get(dir);
+    if (!p) {
+      counters.inc('attr.listings');
+      p = fs.Readdir({ path: wirePath(dir) }).then(
+        (r) => {
+          if (r.errno !== 0) {
+            unlistable.set(dir, true);
+            return false;
+          }
+          fillFromListing(dir, r.entries);
+          return true;
+        },
+        () => false,
+      );
+      listing.set(dir, p);
+      void p.finally(() => listing.delete(dir));
+    }
+    return p;
+  }
+
+  function fillFromListing(dir: string, entries: { name?: Uint8Array | null; attr?: CachedAttr | null }[]): string[] {
+    const names: string[] = [];
+    for (const e of entries) {
+      const name = bytes(e.name).toString('utf8');
+      names.push(name);
+      if (e.attr) cache.set(join(dir, name), e.attr);
+    }
+    cache.setListing(dir, names);
+    return names;
+  }
+
   /** Run an RPC; hand its positive errno (or EIO on transport failure) to `reply` as -errno. */
   function call<T extends { errno: number }>(op: string, rpc: Promise<T>, cb: Cb, reply: (r: T) => void): void {
     rpc.then(
@@ -132,18 +193,25 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       counters.inc(hit ? 'attr.hit' : 'attr.miss');
       if (hit === 'missing') return cb(-ENOENT);
       if (hit) return cb(0, toFuseStat(hit));
-      fs.Getattr({ path: wirePath(path) }).then(
-        (r) => {
-          if (r.errno === ENOENT) cache.setMissing(path);
-          if (r.errno !== 0) return cb(-r.errno);
-          cache.set(path, r.attr!);
-          cb(0, toFuseStat(r.attr!));
-        },
-        (err) => {
-          opts.onRpcError?.('getattr', err);
-          cb(-EIO);
-        },
-      );
+      const listed = cache.fromListing(path);
+      if (listed === 'absent') {
+        counters.inc('attr.absent-from-listing');
+        cache.setMissing(path);
+        return cb(-ENOENT);
+      }
+      // A miss in a directory of moderate size: list it whole (one round trip answers this
+      // name and every sibling, present or not: PATH and library searches probe many).
+      const parent = parentOf(path);
+      const parentAttr = parent === undefined ? undefined : cache.get(parent);
+      if (listed === undefined && parent !== undefined && parentAttr && parentAttr !== 'missing' && listable(parent, parentAttr)) {
+        return listDir(parent).then((ok) => {
+          const again = ok ? cache.get(path) : undefined;
+          if (again === 'missing' || (ok && cache.fromListing(path) === 'absent')) return cb(-ENOENT);
+          if (again) return cb(0, toFuseStat(again));
+          getattrRpc(path, cb);
+        });
+      }
+      getattrRpc(path, cb);
     },
 
     readdir(path: string, cb: Cb) {
@@ -151,18 +219,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         // The kernel lists what we list: "." and ".." are ours to add. Their inode number
         // only has to be non-zero (readdir(3) hides entries with inode 0); stat gives the real one.
         const dirStat = toFuseStat({ mode: FS.S_IFDIR | 0o755, ino: 1 });
-        const names: string[] = ['.', '..'];
-        const stats: FuseStat[] = [dirStat, dirStat];
-        for (const e of r.entries) {
-          const name = bytes(e.name).toString('utf8');
-          names.push(name);
-          if (e.attr) {
-            cache.set(join(path, name), e.attr);
-            stats.push(toFuseStat(e.attr));
-          } else {
-            stats.push(toFuseStat({ mode: 0, ino: 1 }));
-          }
-        }
+        const names = ['.', '..', ...fillFromListing(path, r.entries)];
+        const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
         cb(0, names, stats);
       });
     },
