@@ -51,8 +51,8 @@ const parentOf = (path: string): string | undefined => {
   const slash = path.lastIndexOf('/');
   return slash <= 0 ? '/' : path.slice(0, slash);
 };
-/** Directories up to this size (about 1,500 entries on ext4) are listed whole on a miss. */
-const MAX_LISTED_DIR_SIZE = 64 * 1024;
+/** Directories up to this size (about 400 entries on ext4) are listed whole on a miss. */
+const MAX_LISTED_DIR_SIZE = 16 * 1024;
 
 /** A positive errno from the local side, carried through a promise. */
 class ErrnoError extends Error {
