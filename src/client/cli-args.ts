@@ -27,6 +27,8 @@ options:
   -t              force a pseudo-terminal for the command
   -T              never allocate a pseudo-terminal
   --              end of options
+  --stats         at the end, print on stderr: RPCs by kind, round trips, bytes each
+                  way, time waiting on the network, the agent's cache hits and misses
   --help          show this help and exit
   --version       show the version and exit
 
@@ -53,6 +55,8 @@ export interface CliOptions {
   pty?: 'force' | 'disable';
   help: boolean;
   version: boolean;
+  /** --stats: print the session's RPC and cache figures on stderr at the end. */
+  stats?: boolean;
 }
 
 export interface Destination {
@@ -153,6 +157,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     if (arg === '--version') {
       options.version = true;
+      continue;
+    }
+    if (arg === '--stats') {
+      options.stats = true;
       continue;
     }
     if (arg.startsWith('--')) throw usageError(`unknown option '${arg}'`);

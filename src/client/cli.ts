@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       pty,
       verbose: options.verbose,
       log,
+      stats: !!options.stats,
     });
   } catch (err) {
     throw lost ?? err;

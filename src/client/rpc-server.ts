@@ -24,8 +24,10 @@ export interface SessionHandlers {
 }
 
 export interface RpcObserver {
+  /** Called when a filesystem call arrives. */
+  onStart?(method: FsMethodName): void;
   /** Called after each filesystem call with its method and latency (for -v). */
-  onCall?(method: FsMethodName, ms: number, errno: number): void;
+  onCall?(method: FsMethodName, ms: number, errno: number, path: string | undefined): void;
 }
 
 export function tokenMatches(expected: Buffer, metadata: grpc.Metadata): boolean {
@@ -50,12 +52,17 @@ export class RpcServer {
       fsImpl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (!tokenMatches(token, call.metadata)) return callback(unauthenticated);
         const started = performance.now();
+        observer.onStart?.(name);
         handler(call.request).then(
           (reply) => {
-            observer.onCall?.(name, performance.now() - started, reply.errno ?? 0);
+            const path = (call.request as { path?: Uint8Array }).path;
+            observer.onCall?.(name, performance.now() - started, reply.errno ?? 0, path?.length ? Buffer.from(path).toString() : undefined);
             callback(null, reply);
           },
-          (err) => callback({ code: grpc.status.INTERNAL, details: String(err?.message ?? err) }),
+          (err) => {
+            observer.onCall?.(name, performance.now() - started, -1, undefined);
+            callback({ code: grpc.status.INTERNAL, details: String(err?.message ?? err) });
+          },
         );
       };
     }

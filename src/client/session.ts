@@ -18,6 +18,7 @@ import { RpcServer, type ControlStream } from './rpc-server';
 import { agentCommand } from './runtime';
 import { shellQuote } from './shell-quote';
 import { Terminal } from './terminal';
+import { SessionStats } from './session-stats';
 
 export interface SessionOptions {
   conn: Client;
@@ -28,6 +29,8 @@ export interface SessionOptions {
   pty: boolean;
   verbose: number;
   log: (msg: string) => void;
+  /** Print --stats figures at the end. */
+  stats?: boolean;
   /** How long the agent may take to mount before we give up. */
   mountTimeoutMs?: number;
 }
@@ -87,6 +90,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   let rpc: RpcServer | undefined;
   let control: ControlStream | undefined;
   const agentStderr = new TailLines();
+  const stats = new SessionStats();
+  let onAgentStats: (() => void) | undefined;
   const started = performance.now();
   const elapsed = () => `${(performance.now() - started).toFixed(0)} ms`;
 
@@ -118,6 +123,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       ),
     );
 
+    stats.watch(agentChannel);
     agentChannel.write(encodePreamble({ token, sessionDir }));
     rpc = new RpcServer(
       Buffer.from(token, 'utf8'),
@@ -148,11 +154,21 @@ export async function runSession(opts: SessionOptions): Promise<number> {
           stream.on('data', (ev: pb.AgentEvent) => {
             if (ev.mounted) onMounted(ev.mounted.root ?? "");
             else if (ev.failure) onAgentFailed(new OutrunError('MOUNT_FAILED', ev.failure.message ?? 'mount failed'));
+            else if (ev.stats) {
+              stats.agent = Object.fromEntries(Object.entries(ev.stats.counters ?? {}).map(([k, v]) => [k, Number(v)]));
+              onAgentStats?.();
+              stream.end();
+            }
           });
           stream.on('error', () => undefined);
         },
       },
-      opts.verbose >= 3 ? { onCall: (m, ms, errno) => log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}`) } : {},
+      {
+        onCall: (m, ms, errno, path) => {
+          stats.finished(m);
+          if (opts.verbose >= 3) log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}${path ? ` ${JSON.stringify(path)}` : ''}`);
+        },
+      },
     );
     rpc.serve(agentChannel);
 
@@ -174,8 +190,13 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     log(`command ended with status ${status} (${elapsed()})`);
 
     // ---- orderly end: the agent kills what is left and unmounts ------------------------
+    const agentReported = new Promise<void>((r) => (onAgentStats = r));
     control?.write({ shutdown: { reason: 'command finished' } });
     await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 5000))]);
+    if (opts.stats) {
+      await Promise.race([agentReported, new Promise((r) => setTimeout(r, 100))]);
+      for (const line of stats.lines()) process.stderr.write(`outrun: ${line}\n`);
+    }
     return status;
   } finally {
     control?.end();

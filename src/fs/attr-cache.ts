@@ -11,10 +11,31 @@ export type CachedAttr = pb.Attr.$Properties;
 export class AttrCache {
   private readonly attrs: LRUCache<string, CachedAttr>;
   private readonly missing: LRUCache<string, true>;
+  /** Directories listed in full: the names they held, for as long as attributes live. */
+  private readonly listings: LRUCache<string, Set<string>>;
 
   constructor(ttlMs: number, negativeTtlMs: number, max = 100_000) {
     this.attrs = new LRUCache({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
     this.missing = new LRUCache({ max, ttl: Math.max(1, negativeTtlMs), ttlAutopurge: false });
+    this.listings = new LRUCache({ max: 10_000, ttl: Math.max(1, Math.min(ttlMs, negativeTtlMs)), ttlAutopurge: false });
+  }
+
+  /** Record a full listing of `dir` (its entries' attributes are set separately). */
+  setListing(dir: string, names: Iterable<string>): void {
+    this.listings.set(dir, new Set(names));
+  }
+
+  /**
+   * What a full listing of the parent says about `path`: 'absent' (no such name, a
+   * negative answer with no round trip), 'present', or undefined when the parent was not
+   * listed recently.
+   */
+  fromListing(path: string): 'absent' | 'present' | undefined {
+    const slash = path.lastIndexOf('/');
+    if (slash < 0 || path === '/') return undefined;
+    const names = this.listings.get(slash === 0 ? '/' : path.slice(0, slash));
+    if (!names) return undefined;
+    return names.has(path.slice(slash + 1)) ? 'present' : 'absent';
   }
 
   get(path: string): CachedAttr | 'missing' | undefined {
@@ -44,7 +65,9 @@ export class AttrCache {
     this.attrs.delete(path);
     this.missing.delete(path);
     const slash = path.lastIndexOf('/');
-    this.attrs.delete(slash <= 0 ? '/' : path.slice(0, slash));
+    const parent = slash <= 0 ? '/' : path.slice(0, slash);
+    this.attrs.delete(parent);
+    this.listings.delete(parent);
     if (known ? (known.nlink ?? 1) > 1 : structural) {
       for (const [key, a] of this.attrs.entries()) {
         if ((a.nlink ?? 1) > 1 && (!known || a.ino === known.ino) && (a.mode ?? 0) & 0o100000) this.attrs.delete(key);
@@ -58,5 +81,7 @@ export class AttrCache {
     const prefix = path === '/' ? '/' : path + '/';
     for (const key of this.attrs.keys()) if (key.startsWith(prefix)) this.attrs.delete(key);
     for (const key of this.missing.keys()) if (key.startsWith(prefix)) this.missing.delete(key);
+    this.listings.delete(path);
+    for (const key of this.listings.keys()) if (key.startsWith(prefix)) this.listings.delete(key);
   }
 }

@@ -24,10 +24,13 @@ export const DEFAULT_LIMITS: LocalServerLimits = { maxOpenFiles: 4096, maxReadBy
 // Offsets beyond this are not exact in a JS number, and node:fs would silently fall back to
 // the file position: refuse them.
 const MAX_FILE_OFFSET = Number.MAX_SAFE_INTEGER;
+/** Files up to this size are sent whole in the reply to their open. */
+export const INLINE_MAX = 64 * 1024;
 // Flags that only mean something to the opener: creation is `Create`'s job, and O_DIRECT
 // would impose alignment on our own buffers.
 const OPEN_FLAGS_DROPPED = FS.O_CREAT | FS.O_EXCL | FS.O_NOCTTY | FS.O_DIRECT;
 const UINT32_MAX = 0xffffffff;
+const O_ACCMODE = 3; // Linux; node:fs does not export it
 
 type Handlers = { [K in FsMethodName]: FsHandler<K> };
 
@@ -161,15 +164,26 @@ export class LocalFileServer {
       this.onPath(req.path, async (p) => {
         if (this.closed) return fail(EBADF);
         if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
-        const fh = await fsp.open(p, (req.flags >>> 0) & ~OPEN_FLAGS_DROPPED);
-        let attr;
+        const flags = (req.flags >>> 0) & ~OPEN_FLAGS_DROPPED;
+        const fh = await fsp.open(p, flags);
         try {
-          attr = attrFromStats(await fh.stat({ bigint: true }));
+          const st = await fh.stat({ bigint: true });
+          const attr = attrFromStats(st);
+          // A small regular file comes back whole with its open: no read round trip.
+          const readable = (flags & O_ACCMODE) !== FS.O_WRONLY;
+          if (readable && st.isFile() && st.size <= BigInt(INLINE_MAX)) {
+            const buf = Buffer.allocUnsafe(INLINE_MAX + 1);
+            let got = 0;
+            for (let n = -1; n !== 0 && got < buf.length; got += n) {
+              n = (await fh.read(buf, got, buf.length - got, got)).bytesRead;
+            }
+            if (got <= INLINE_MAX) return { errno: 0, handle: this.addHandle(fh), attr, data: buf.subarray(0, got), wholeFile: true };
+          }
+          return { errno: 0, handle: this.addHandle(fh), attr };
         } catch (err) {
           await fh.close();
           throw err;
         }
-        return { errno: 0, handle: this.addHandle(fh), attr };
       }),
 
     Create: (req) =>

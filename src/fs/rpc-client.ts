@@ -3,7 +3,34 @@
 import * as grpc from '@grpc/grpc-js';
 import { fileSystemMethods, type FsCall, type FsMethodName, type Method } from '../wire/services';
 
-export type FsClient = { [K in FsMethodName]: FsCall<K> };
+export type FsClient = { [K in FsMethodName]: FsCall<K> } & { timing: RpcTiming };
+
+/**
+ * How the agent waited on the local side: calls that started while none was in flight are
+ * round trips on the critical path; the time with at least one call in flight is time spent
+ * waiting on the network (and the local disk).
+ */
+export class RpcTiming {
+  private inFlight = 0;
+  private since = 0;
+  private waitedMs = 0;
+  private critical = 0;
+
+  start(): void {
+    if (this.inFlight++ === 0) {
+      this.critical++;
+      this.since = performance.now();
+    }
+  }
+
+  end(): void {
+    if (--this.inFlight === 0) this.waitedMs += performance.now() - this.since;
+  }
+
+  snapshot(): Record<string, number> {
+    return { 'rpc.critical-round-trips': this.critical, 'rpc.waited-ms': Math.round(this.waitedMs) };
+  }
+}
 
 /** A failed RPC (link down, peer gone): the FUSE side turns it into EIO. */
 export class RpcError extends Error {
@@ -17,12 +44,14 @@ export class RpcError extends Error {
 }
 
 export function makeFsClient(client: grpc.Client, metadata: grpc.Metadata, deadlineMs?: number): FsClient {
-  const out: Partial<Record<FsMethodName, unknown>> = {};
+  const timing = new RpcTiming();
+  const out: Partial<Record<FsMethodName, unknown>> & { timing: RpcTiming } = { timing };
   for (const name of Object.keys(fileSystemMethods) as FsMethodName[]) {
     const m = fileSystemMethods[name] as Method<unknown, unknown, unknown, unknown>;
     out[name] = (req: unknown) =>
       new Promise((resolve, reject) => {
         const options: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
+        timing.start();
         client.makeUnaryRequest(
           m.path,
           m.encodeRequest,
@@ -30,7 +59,11 @@ export function makeFsClient(client: grpc.Client, metadata: grpc.Metadata, deadl
           req,
           metadata.clone(),
           options,
-          (err, reply) => (err ? reject(new RpcError(name, err.code, err.details || err.message)) : resolve(reply)),
+          (err, reply) => {
+            timing.end();
+            if (err) reject(new RpcError(name, err.code, err.details || err.message));
+            else resolve(reply);
+          },
         );
       });
   }

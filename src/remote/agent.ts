@@ -12,6 +12,7 @@ import { PROTOCOL_VERSION, TOKEN_METADATA_KEY, pb } from '../wire/schema';
 import { GRPC_CHANNEL_OPTIONS, sessionMethods } from '../wire/services';
 import { makeFsClient } from '../fs/rpc-client';
 import { makeFuseOps } from '../fs/fuse-ops';
+import { Counters } from '../fs/counters';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
 
@@ -87,17 +88,22 @@ async function main(): Promise<void> {
     sessionMethods.Control.decodeResponse,
     metadata.clone(),
   );
+  const counters = new Counters();
+  let shuttingDown = false;
   control.on('data', (order: pb.ClientOrder) => {
     if (order.shutdown) {
       log(`shutdown: ${order.shutdown.reason}`);
-      end(EXIT.OK);
+      shuttingDown = true;
+      // Our figures go out first; the client closes the stream once it has them.
+      control.write({ stats: { counters: { ...counters.snapshot(), ...fs.timing.snapshot() } } });
+      setTimeout(() => end(EXIT.OK), 1000).unref();
     }
   });
   control.on('error', (err) => {
     log(`control stream failed: ${err.message}`);
     end(EXIT.LOST);
   });
-  control.on('end', () => end(EXIT.LOST));
+  control.on('end', () => end(shuttingDown ? EXIT.OK : EXIT.LOST));
 
   const fs = makeFsClient(client, metadata);
   const ops = makeFuseOps(fs, {
@@ -105,6 +111,7 @@ async function main(): Promise<void> {
     attrTimeoutMs: Math.max(mountOptions.attrTimeoutS, 1) * 1000,
     negativeTimeoutMs: mountOptions.negativeTimeoutS * 1000,
     onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
+    counters,
   });
 
   const root = join(preamble.sessionDir, 'root');

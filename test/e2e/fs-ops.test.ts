@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ROOT, onBox } from './harness';
@@ -45,3 +45,21 @@ test(
     }
   },
 );
+
+test('a file changed locally during a run is seen changed by the command (caches expire in 1 s)', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'outrun-coherence-'));
+  const f = path.join(dir, 'f');
+  try {
+    writeFileSync(f, 'v1');
+    const run = onBox(['sh', '-c', `cat '${f}'; echo; cat '${f}' >/dev/null; touch '${f}.read'; sleep 3; cat '${f}'; echo`]);
+    // Change the file once the command has read it (and its caches hold it).
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(`${f}.read`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    writeFileSync(f, 'v2');
+    const r = await run;
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'v1\nv2\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -121,3 +121,19 @@ test('invalidateTree of the root drops everything', () => {
   c.invalidateTree('/');
   assert.deepEqual(present(c, [...all, '/nope', '/a/nope']), []);
 });
+
+test('a full listing answers for names present and absent, until something in the directory changes', () => {
+  const c = new AttrCache(60_000, 60_000);
+  c.setListing('/d', ['a', 'b']);
+  assert.equal(c.fromListing('/d/a'), 'present');
+  assert.equal(c.fromListing('/d/zz'), 'absent');
+  assert.equal(c.fromListing('/other/a'), undefined);
+  assert.equal(c.fromListing('/d/sub/x'), undefined, 'only the parent listing counts');
+  c.invalidate('/d/new');
+  assert.equal(c.fromListing('/d/zz'), undefined, 'a change in /d drops its listing');
+  c.setListing('/', ['d']);
+  assert.equal(c.fromListing('/e'), 'absent');
+  c.setListing('/t/u', ['x']);
+  c.invalidateTree('/t');
+  assert.equal(c.fromListing('/t/u/y'), undefined, 'a subtree change drops listings below it');
+});

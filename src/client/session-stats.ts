@@ -1,0 +1,45 @@
+// What --stats reports for a session: the RPCs the local side answered (by kind), the bytes
+// each way on the agent's channel, and the agent's figures: round trips on the critical
+// path and time spent waiting on the network (see RpcTiming), cache hits and misses, FUSE
+// operations.
+import type { Duplex } from 'node:stream';
+import type { FsMethodName } from '../wire/services';
+
+export class SessionStats {
+  private readonly rpcs = new Map<string, number>();
+  bytesToRemote = 0;
+  bytesFromRemote = 0;
+  agent: Record<string, number> = {};
+
+  /** Count the bytes of the agent's channel, both ways. */
+  watch(channel: Duplex): void {
+    channel.on('data', (d: Buffer) => (this.bytesFromRemote += d.length));
+    const write = channel.write.bind(channel) as (...args: unknown[]) => boolean;
+    (channel as { write: (...args: unknown[]) => boolean }).write = (chunk: unknown, ...rest: unknown[]) => {
+      if (chunk && typeof (chunk as Buffer).length === 'number') this.bytesToRemote += (chunk as Buffer).length;
+      return write(chunk, ...rest);
+    };
+  }
+
+  finished(method: FsMethodName): void {
+    this.rpcs.set(method, (this.rpcs.get(method) ?? 0) + 1);
+  }
+
+  lines(): string[] {
+    const total = [...this.rpcs.values()].reduce((a, b) => a + b, 0);
+    const byKind = [...this.rpcs].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+    const { 'rpc.critical-round-trips': critical, 'rpc.waited-ms': waited, ...rest } = this.agent;
+    const agent = Object.entries(rest)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    const timing =
+      critical === undefined ? '' : `, ${critical} round trips on the critical path, ${((waited ?? 0) / 1000).toFixed(3)} s waiting on the network`;
+    return [
+      `stats: ${total} RPCs${timing}`,
+      `stats: RPCs by kind: ${byKind || 'none'}`,
+      `stats: bytes to the remote ${mb(this.bytesToRemote)}, from the remote ${mb(this.bytesFromRemote)} (uncompressed; no compression on the wire yet)`,
+      `stats: agent: ${agent || 'no figures (the agent did not report)'}`,
+    ];
+  }
+}
