@@ -61,6 +61,17 @@ async function mkfifo(p: Buffer, perm: string): Promise<void> {
 
 const ok = { errno: 0 };
 const fail = (errno: number) => ({ errno });
+/** Reads into `buf` from `offset` until it is full or the file ends; returns what was read. */
+async function readFully(fh: FileHandle, buf: Buffer, offset: number): Promise<Buffer> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
 /** Success once the operation is done. */
 const done = (op: Promise<unknown>) => op.then(() => ok);
 const lstat = (p: Buffer): Promise<BigIntStats> => fsp.lstat(p, { bigint: true });
@@ -120,6 +131,29 @@ export class LocalFileServer {
     }
   }
 
+  /**
+   * Opens a file for the session (bounded in number), hands it to `then` with its stat,
+   * and closes it again if anything fails before it is handed out.
+   */
+  private async openFile<T extends object>(
+    p: Buffer,
+    flags: number,
+    mode: number | undefined,
+    then: (fh: FileHandle, st: BigIntStats, attr: ReturnType<typeof attrFromStats>) => Promise<T>,
+  ): Promise<(T & { errno: number; handle: number }) | { errno: number }> {
+    if (this.closed) return fail(EBADF);
+    if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
+    const fh = await fsp.open(p, flags, mode);
+    try {
+      const st = await fh.stat({ bigint: true });
+      const extra = await then(fh, st, attrFromStats(st));
+      return { ...extra, errno: 0, handle: this.addHandle(fh) };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
   readonly handlers: Handlers = {
     Getattr: (req) => this.onPath(req.path, async (p) => ({ errno: 0, attr: attrFromStats(await lstat(p)) })),
 
@@ -161,58 +195,29 @@ export class LocalFileServer {
       }),
 
     Open: (req) =>
-      this.onPath(req.path, async (p) => {
-        if (this.closed) return fail(EBADF);
-        if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
+      this.onPath(req.path, (p) => {
         const flags = (req.flags >>> 0) & ~OPEN_FLAGS_DROPPED;
-        const fh = await fsp.open(p, flags);
-        try {
-          const st = await fh.stat({ bigint: true });
-          const attr = attrFromStats(st);
+        return this.openFile(p, flags, undefined, async (fh, st, attr) => {
           // A small regular file comes back whole with its open: no read round trip.
           const readable = (flags & O_ACCMODE) !== FS.O_WRONLY;
           if (readable && st.isFile() && st.size <= BigInt(INLINE_MAX)) {
-            const buf = Buffer.allocUnsafe(INLINE_MAX + 1);
-            let got = 0;
-            for (let n = -1; n !== 0 && got < buf.length; got += n) {
-              n = (await fh.read(buf, got, buf.length - got, got)).bytesRead;
-            }
-            if (got <= INLINE_MAX) return { errno: 0, handle: this.addHandle(fh), attr, data: buf.subarray(0, got), wholeFile: true };
+            const data = await readFully(fh, Buffer.allocUnsafe(INLINE_MAX + 1), 0);
+            if (data.length <= INLINE_MAX) return { attr, data, wholeFile: true };
           }
-          return { errno: 0, handle: this.addHandle(fh), attr };
-        } catch (err) {
-          await fh.close();
-          throw err;
-        }
+          return { attr };
+        });
       }),
 
     Create: (req) =>
-      this.onPath(req.path, async (p) => {
-        if (this.closed) return fail(EBADF);
-        if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
+      this.onPath(req.path, (p) => {
         const flags = ((req.flags >>> 0) & ~(FS.O_NOCTTY | FS.O_DIRECT)) | FS.O_CREAT;
-        const mode = req.mode & 0o7777;
-        const fh = await fsp.open(p, flags, mode);
-        try {
-          const attr = attrFromStats(await fh.stat({ bigint: true }));
-          return { errno: 0, handle: this.addHandle(fh), attr };
-        } catch (err) {
-          await fh.close();
-          throw err;
-        }
+        return this.openFile(p, flags, req.mode & 0o7777, async (_fh, _st, attr) => ({ attr }));
       }),
 
     Read: (req) =>
       this.onHandle(req.handle, async (fh) => {
         if (req.size > this.limits.maxReadBytes || req.offset > MAX_FILE_OFFSET) return fail(EINVAL);
-        const buf = Buffer.allocUnsafe(req.size);
-        let got = 0;
-        while (got < req.size) {
-          const { bytesRead } = await fh.read(buf, got, req.size - got, req.offset + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return { errno: 0, data: buf.subarray(0, got) };
+        return { errno: 0, data: await readFully(fh, Buffer.allocUnsafe(req.size), req.offset) };
       }),
 
     Write: (req) =>
