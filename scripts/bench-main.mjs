@@ -11,7 +11,7 @@
 // Each figure is the median of --runs N (default 5). With --rtt MS everything that crosses the
 // SSH link goes through scripts/delay-relay.mjs, which adds MS ms of round-trip delay.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,7 @@ writes it into BENCHMARKS.md.
   --no-count        do not count RPCs / SFTP requests (one extra logged run per variant)
   --no-sshfs        skip the sshfs + chroot peer
   --no-md           print only; do not touch BENCHMARKS.md
+  --allow-stale-dist  measure even if dist is older than src/ (default: refuse)
   --keep            keep the fixtures in ${BENCH_DIR}
   --quiet-wait S    wait up to S s for other outrun/test processes on this machine to end (default 120)
   --max-minutes M   time budget: later runs are skipped once it is spent (default 45)
@@ -72,6 +73,7 @@ function parseArgs(argv) {
     else if (a === '--no-sshfs') o.sshfs = false;
     else if (a === '--no-md') o.md = false;
     else if (a === '--keep') o.keep = true;
+    else if (a === '--allow-stale-dist') o.stale = true;
     else if (a === '--quiet-wait') o.quietWait = num(0);
     else if (a === '--max-minutes') o.maxMinutes = num(1);
     else if (a === '-h' || a === '--help') {
@@ -93,6 +95,14 @@ function hasLocal(cmd) {
   return spawnSync('/bin/sh', ['-c', `command -v ${cmd}`], { env: WORKLOAD_ENV, stdio: 'ignore' }).status === 0;
 }
 
+function runtimeId() {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, 'dist/runtime/manifest.json'), 'utf8')).id;
+  } catch {
+    return '?';
+  }
+}
+
 function machine() {
   const sh = (c) => {
     try {
@@ -105,8 +115,14 @@ function machine() {
   const mem = sh("awk '/^MemTotal/ { printf \"%.0f GiB\", $2 / 1048576 }' /proc/meminfo");
   const commit = sh('git rev-parse --short HEAD');
   const dirty = sh('git status --porcelain -- src proto scripts/build.mjs scripts/build-runtime.mjs scripts/build-helper.sh | head -1');
+  let runtime = '?';
+  try {
+    runtime = JSON.parse(readFileSync(join(ROOT, 'dist/runtime/manifest.json'), 'utf8')).id.slice(0, 12);
+  } catch {
+    /* unknown */
+  }
   return {
-    text: `nproc ${sh('nproc')}, kernel ${sh('uname -r')}, ${cpu}, ${mem} RAM; outrun ${commit}${dirty ? ' (+ uncommitted changes)' : ''}, node ${process.version}`,
+    text: `nproc ${sh('nproc')}, kernel ${sh('uname -r')}, ${cpu}, ${mem} RAM; outrun ${commit}${dirty ? ' (+ uncommitted changes)' : ''} (runtime ${runtime}), node ${process.version}`,
   };
 }
 
@@ -209,6 +225,15 @@ async function main() {
   }
   if (sshfsWhy) log(`sshfs peer ${sshfsWhy}`);
   const haveTime = existsSync(TIME);
+  const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+  const statsFlag = /--stats/.test(`${help.stdout}${help.stderr}`);
+  // dist must be built from what is checked out: the tables name the commit.
+  const srcNewer = spawnSync('/bin/sh', ['-c', `find src proto -newer ${CLI} -type f | head -3`], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  const lastSrcCommit = Number(spawnSync('git', ['log', '-1', '--format=%ct', '--', 'src', 'proto'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim());
+  if (srcNewer || (lastSrcCommit && lastSrcCommit * 1000 > statSync(CLI).mtimeMs)) {
+    if (!o.stale) throw new Error(`dist is older than the sources (${srcNewer.split('\n')[0] || 'a later commit'}): run npm run build (or pass --allow-stale-dist)`);
+    log('warning: dist is older than the sources (--allow-stale-dist)');
+  }
 
   let relay;
   let dataConfig = BOX_CONFIG;
@@ -235,6 +260,7 @@ async function main() {
   const deadline = Date.now() + o.maxMinutes * 60_000;
   const mach = machine();
   let firstDone = !o.firstRun;
+  let runtimeReady = false;
   const outputs = [];
 
   for (const w of selected) {
@@ -251,6 +277,7 @@ async function main() {
     }
     const sec = new Section(w);
     sec.load0 = loadavg();
+    const rt0 = runtimeId();
     log(`${w.name}: preparing`);
     mkdirSync(BENCH_DIR, { recursive: true });
     await w.setup?.();
@@ -316,8 +343,16 @@ async function main() {
       }
       const expect = w.checkStdout ? warm.stdout : undefined;
 
+      if (!runtimeReady && firstDone) {
+        // No first-ever figure wanted: one untimed run, so that no timed run pays an upload
+        // (a rebuilt dist has a new runtime id).
+        runtimeReady = true;
+        await before();
+        await run(outrunArgv(), { cwd: w.cwd, env: WORKLOAD_ENV, timeoutS: w.timeoutS + 120 });
+      }
       if (!firstDone) {
         firstDone = true;
+        runtimeReady = true;
         log(`${w.name}: outrun first-ever run (removing /var/cache/outrun on the box)`);
         const r = await admin('rm -rf /var/cache/outrun');
         if (r.status === 0) await measure('first', outrunArgv(), { rss: true, expectStdout: expect, timeoutS: w.timeoutS + 120 });
@@ -358,28 +393,34 @@ async function main() {
 
       // ---- counting: one logged run per variant (not timed) ------------------------------------
       if (o.count && !isInterrupted() && Date.now() < deadline) {
-        log(`${w.name}: counting RPCs (outrun -vvv) and SFTP requests (sftp-server -l DEBUG3)`);
-        await before();
-        const methods = {};
-        let n = 0;
-        // Counted without the added delay: the number of RPCs does not depend on it.
-        const r = await run([process.execPath, CLI, '-vvv', '-F', BOX_CONFIG, 'box', ...w.argv], {
-          cwd: w.cwd,
-          env: WORKLOAD_ENV,
-          timeoutS: w.timeoutS * 2,
-          onStderrLine: (l) => {
-            const m = /^outrun: rpc (\S+) [\d.]+ ms errno=/.exec(l);
-            if (m) {
-              n++;
-              methods[m[1]] = (methods[m[1]] ?? 0) + 1;
-            }
-          },
-        });
-        if (r.status === 0) {
-          sec.counts.outCold = n;
-          sec.methods = methods;
-        } else sec.notes.push(`RPC count run failed (${r.timedOut ? 'timed out' : `status ${r.status}`})`);
-        if (!sshfsWhy) {
+        log(`${w.name}: counting RPCs (outrun ${statsFlag ? '--stats' : '-vvv'}) and SFTP requests (sftp-server -l DEBUG3)`);
+      await before();
+      const methods = {};
+      let n = 0;
+      let stats;
+      // Counted without the added delay: the number of RPCs does not depend on it.
+      const r = await run([process.execPath, CLI, statsFlag ? '--stats' : '-vvv', '-F', BOX_CONFIG, 'box', ...w.argv], {
+        cwd: w.cwd,
+        env: WORKLOAD_ENV,
+        timeoutS: w.timeoutS * 2,
+        onStderrLine: (l) => {
+          let m = /^outrun: rpc (\S+) [\d.]+ ms/.exec(l);
+          if (m) {
+            n++;
+            methods[m[1]] = (methods[m[1]] ?? 0) + 1;
+            return;
+          }
+          m = /^outrun: stats: (\d+) RPCs, (\d+) round trips on the critical path/.exec(l);
+          if (m) stats = { rpcs: Number(m[1]), critical: Number(m[2]) };
+          m = /^outrun: stats: RPCs by kind: (.*)$/.exec(l);
+          if (m) for (const [, k, c] of m[1].matchAll(/(\w+) (\d+)/g)) methods[k] = Number(c);
+        },
+      });
+      if (r.status === 0) {
+        sec.counts.outCold = stats ? `${stats.rpcs} (${stats.critical} critical)` : n;
+        sec.methods = methods;
+      } else sec.notes.push(`RPC count run failed (${r.timedOut ? 'timed out' : `status ${r.status}`})`);
+      if (!sshfsWhy) {
           let peer;
           try {
             peer = await mountPeer({ sshConfig: BOX_CONFIG, adminConfig: BOX_CONFIG, tmpDir: tmp, logRequests: true });
@@ -420,6 +461,7 @@ async function main() {
     if (isInterrupted()) break; // no partial tables: the signal handler cleans up and exits
     await before().catch(() => undefined);
     sec.load1 = loadavg();
+    if (runtimeId() !== rt0) sec.notes.push(`**dist was rebuilt during this section (runtime ${rt0.slice(0, 12)} -> ${runtimeId().slice(0, 12)}): figures mix two builds; run again**`);
 
     const block = render(sec, o, mach, cmdline, sshfsWhy);
     process.stdout.write(`\n${block.text}\n`);
@@ -454,8 +496,8 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
     ['outWarm', 'outrun "warm" (same mechanism today)', sWarm],
   ];
   const header = rate
-    ? ['variant', 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'RPCs / SFTP requests', 'outrun peak RSS']
-    : ['variant', 'median s', 'min–max s', '× native', '× sshfs', 'RPCs / SFTP requests', 'outrun peak RSS'];
+    ? ['variant', 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS']
+    : ['variant', 'median s', 'min–max s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS'];
   const rows = [];
   for (const [v, label, ref] of variants) {
     const ss = sec.samples[v];
@@ -500,7 +542,7 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
   if (w.checkStdout) notes.push(sec.stdoutMismatch ? `**stdout differed from native in ${sec.stdoutMismatch} runs.**` : 'stdout was identical to native in every run.');
   if (sec.methods) {
     const top = Object.entries(sec.methods).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, c]) => `${m} ${c}`).join(', ');
-    notes.push(`outrun RPCs by method (one \`-vvv\` run): ${top || 'none'}.`);
+    notes.push(`outrun RPCs by kind (one extra run): ${top || 'none'}.`);
   }
   for (const [v, e] of Object.entries(sec.errors)) if (sec.samples[v]?.some((s) => Number.isFinite(s.seconds))) notes.push(`${v}: some runs failed or differed: ${e}`);
   if (sec.foreignSamples) notes.push(`**Other outrun clients or test runs were active on this machine at ${sec.foreignSamples} of ${sec.totalSamples} measurements** (shared CPU and box: noisier figures).`);
