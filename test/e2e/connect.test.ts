@@ -1,14 +1,16 @@
 // End to end: reaching the box the ways real networks need (ProxyJump through a bastion,
 // ProxyCommand), each through a real sshd.
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SSH_CONFIG, outrun } from './harness';
 
 describe('connecting through proxies', { timeout: 120_000 }, () => {
   let cfg: string;
+
+  after(() => rmSync(path.dirname(cfg), { recursive: true, force: true }));
 
   before(() => {
     const box = readFileSync(SSH_CONFIG, 'utf8');

@@ -48,17 +48,20 @@ function boxProcesses(marker: string): string[] {
 describe('interrupted runs leave nothing behind', { timeout: 5 * 60_000 }, () => {
   test('SIGINT reaches the command: outrun exits 130 and the box is clean', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'outrun-int-'));
-    const f = path.join(work, 'before-interrupt');
-    const run = startLongRun(`echo written > '${f}'; echo ready; exec sleep 1000 # int-marker`);
-    await run.ready;
-    assert.ok(boxProcesses('sleep 1000').length > 0, 'the command is running on the box');
-    run.child.kill('SIGINT');
-    const end = await run.exited;
-    assert.equal(end.code, 130, run.stderr());
-    assert.equal(readFileSync(f, 'utf8'), 'written\n');
-    assert.equal(await waitBoxClean(), '');
-    assert.deepEqual(boxProcesses('sleep 1000'), []);
-    rmSync(work, { recursive: true, force: true });
+    try {
+      const f = path.join(work, 'before-interrupt');
+      const run = startLongRun(`echo written > '${f}'; echo ready; exec sleep 1000 # int-marker`);
+      await run.ready;
+      assert.ok(boxProcesses('sleep 1000').length > 0, 'the command is running on the box');
+      run.child.kill('SIGINT');
+      const end = await run.exited;
+      assert.equal(end.code, 130, run.stderr());
+      assert.equal(readFileSync(f, 'utf8'), 'written\n');
+      assert.equal(await waitBoxClean(), '');
+      assert.deepEqual(boxProcesses('sleep 1000'), []);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test('SIGTERM reaches the command: outrun exits 143', async () => {
