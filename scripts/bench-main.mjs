@@ -25,7 +25,10 @@ import { SFTP_SERVER, SSHFS_OPTS, mountPeer } from './bench-sshfs.mjs';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/src/client/cli.js');
 const BOX_CONFIG = join(ROOT, '.testbox/ssh_config');
-const BOX_ADDR = '10.213.0.2';
+// The box's address (its testbox slot decides it), read from the ssh_config `scripts/testbox up` wrote.
+const BOX_ADDR = existsSync(BOX_CONFIG)
+  ? (/^\s*HostName\s+(\S+)/m.exec(readFileSync(BOX_CONFIG, 'utf8'))?.[1] ?? '10.213.0.2')
+  : '10.213.0.2';
 const MD = join(ROOT, 'BENCHMARKS.md');
 const TIME = '/usr/bin/time';
 
