@@ -5,6 +5,7 @@
 // (ssh would go on parsing options after the host; outrun never re-parses the command).
 
 import { OutrunError } from './errors';
+import { parseCachedTrees } from '../fs/cache-scope';
 import type { ResolveOptions } from './ssh-config';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
@@ -29,6 +30,13 @@ options:
   --              end of options
   --stats         at the end, print on stderr: RPCs by kind, round trips, bytes each
                   way, time waiting on the network, the agent's cache hits and misses
+  --cache-paths LIST
+                  comma-separated local trees the remote may keep between runs
+                  (revalidated at every start; default /usr,/lib,/lib32,/lib64,
+                  /libx32,/bin,/sbin,/etc,/opt)
+  --cache-size SIZE
+                  bound on the contents kept on the remote, e.g. 512M, 4G (default 2G)
+  --no-cache      keep nothing on the remote between runs
   --help          show this help and exit
   --version       show the version and exit
 
@@ -57,6 +65,19 @@ export interface CliOptions {
   version: boolean;
   /** --stats: print the session's RPC and cache figures on stderr at the end. */
   stats?: boolean;
+  /** --cache-paths (--no-cache: []): local trees the remote may keep between runs. */
+  cachePaths?: string[];
+  /** --cache-size in bytes. */
+  cacheBytes?: number;
+}
+
+/** "512M", "4G", "100000" -> bytes; undefined if malformed. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2]!.toUpperCase()]!;
+  const n = Math.floor(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 export interface Destination {
@@ -161,6 +182,28 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     if (arg === '--stats') {
       options.stats = true;
+      continue;
+    }
+    if (arg === '--no-cache') {
+      options.cachePaths = [];
+      continue;
+    }
+    const long = /^--(cache-paths|cache-size)(?:=(.*))?$/s.exec(arg);
+    if (long) {
+      let value = long[2];
+      if (value === undefined) {
+        if (i + 1 >= argv.length) throw usageError(`option --${long[1]} needs an argument`);
+        value = argv[++i];
+      }
+      if (long[1] === 'cache-paths') {
+        const trees = parseCachedTrees(value);
+        if (trees instanceof Error) throw usageError(trees.message);
+        options.cachePaths = trees;
+      } else {
+        const n = parseSize(value);
+        if (n === undefined) throw usageError(`--cache-size '${value}' is not a size (e.g. 512M, 4G)`);
+        options.cacheBytes = n;
+      }
       continue;
     }
     if (arg.startsWith('--')) throw usageError(`unknown option '${arg}'`);

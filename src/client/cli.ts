@@ -12,6 +12,8 @@ import { ensureRemoteRuntime } from './bootstrap';
 import { resolveSshConfig } from './ssh-config';
 import { connectSsh } from './ssh-connect';
 import { runSession } from './session';
+import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
+import { DEFAULT_CACHE_BYTES } from './cache-key';
 
 const VERSION = '0.1.0';
 
@@ -50,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       verbose: options.verbose,
       log,
       stats: !!options.stats,
+      cache:
+        options.cachePaths?.length === 0
+          ? undefined
+          : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
     });
   } catch (err) {
     throw lost ?? err;

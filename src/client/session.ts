@@ -19,6 +19,9 @@ import { agentCommand } from './runtime';
 import { shellQuote } from './shell-quote';
 import { Terminal } from './terminal';
 import { SessionStats } from './session-stats';
+import { staleProbes } from './cache-revalidate';
+import { cacheKey } from './cache-key';
+import { warmListings } from './warm-listings';
 
 export interface SessionOptions {
   conn: Client;
@@ -33,6 +36,8 @@ export interface SessionOptions {
   stats?: boolean;
   /** How long the agent may take to mount before we give up. */
   mountTimeoutMs?: number;
+  /** The remote's persistent cache of local trees; undefined: none. */
+  cache?: { trees: string[]; maxBytes: number };
 }
 
 const CLIENT_VERSION = '0.1.0';
@@ -124,7 +129,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     );
 
     stats.watch(agentChannel);
-    agentChannel.write(encodePreamble({ token, sessionDir }));
+    const cache = opts.cache && { ...opts.cache, key: cacheKey(opts.cache.trees) };
+    agentChannel.write(encodePreamble({ token, sessionDir, cache }));
     rpc = new RpcServer(
       Buffer.from(token, 'utf8'),
       files,
@@ -140,8 +146,17 @@ export async function runSession(opts: SessionOptions): Promise<number> {
             onAgentFailed(err);
             throw err;
           }
+          const t0 = performance.now();
+          const staleProbeIndexes = staleProbes(req.cacheProbes);
+          if (req.cacheProbes.length > 0) {
+            log(`cache: ${req.cacheProbes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
+          }
+          const home = opts.spec.env.find((e) => e.startsWith('HOME='))?.slice(5);
+          const warm = await warmListings(files, [opts.spec.cwd, home]);
           return {
             protocolVersion: PROTOCOL_VERSION,
+            staleProbes: staleProbeIndexes,
+            warm,
             clientVersion: CLIENT_VERSION,
             // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
             // own kernel inode, so a cached link count would go stale); the agent's cache,

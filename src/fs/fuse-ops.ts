@@ -12,6 +12,9 @@ import { Counters } from './counters';
 import { timespecFromMs, timespecToMs } from './attr';
 import { EIO, ENOENT } from './errno';
 import type { FsClient } from './rpc-client';
+import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
+import type { FileHandle } from 'node:fs/promises';
+import { sameVersion } from './fingerprint';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
@@ -20,6 +23,10 @@ export interface FuseOpsOptions {
   onRpcError?(op: string, err: unknown): void;
   /** Cache hits and misses and FUSE operations are counted here (for --stats). */
   counters?: Counters;
+  /** The cache of system trees kept between sessions (revalidated before the mount). */
+  persistent?: PersistentCache;
+  /** Directories listed by the client at session start (Session.Hello's reply). */
+  warm?: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[];
 }
 
 function toFuseStat(a: CachedAttr): FuseStat {
@@ -80,7 +87,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const contents = new ContentCache();
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
-  const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean }>();
+  const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean; blob?: FileHandle }>();
+  const persist = opts.persistent;
+  /** Persistent entries for `path` are worth looking up / recording. */
+  const persists = (path: string) => !!persist?.covers(path);
   /**
    * Handles of files opened from the content cache, with no file open on the local side.
    * fuse-native carries handles as uint32; the local side numbers up from 1, these down
@@ -89,27 +99,58 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   let nextLocalHandle = 0xffffffff;
   const isLocalHandle = (fd: number) => fd > 0x80000000;
 
-  function track(handle: number, path: string, data?: Buffer, wholeFile = false): void {
-    const fetch = (offset: number, size: number) => {
-      counters.inc('read.fetch');
-      return fs.Read({ handle, offset, size }).then((r) => {
-        if (r.errno !== 0) throw new ErrnoError(r.errno);
-        counters.inc('read.fetched-bytes', r.data.length);
-        return bytes(r.data);
-      });
-    };
+  /** One Read RPC (at most the local side's 4 MiB). */
+  const fetchRange = (handle: number) => (offset: number, size: number) => {
+    counters.inc('read.fetch');
+    return fs.Read({ handle, offset, size }).then((r) => {
+      if (r.errno !== 0) throw new ErrnoError(r.errno);
+      counters.inc('read.fetched-bytes', r.data.length);
+      return bytes(r.data);
+    });
+  };
+
+  function track(handle: number, path: string, data?: Buffer, wholeFile = false, blob?: FileHandle): void {
+    const fetch = blob ? (offset: number, size: number) => readAt(blob, offset, size) : fetchRange(handle);
     const ra = new FileReadAhead(fetch, budget);
     if (data && data.length > 0) ra.seed(data, wholeFile);
     else if (wholeFile) ra.seed(Buffer.alloc(0), true);
     open.get(handle)?.ra.clear();
-    open.set(handle, { path, ra });
+    open.set(handle, { path, ra, blob });
+  }
+
+  /** A whole file through parallel reads of an open handle (for the persistent cache). */
+  async function fetchWhole(handle: number, size: number): Promise<Buffer> {
+    const chunk = 4 * 1024 * 1024;
+    const out = Buffer.allocUnsafe(size);
+    const starts: number[] = [];
+    for (let at = 0; at < size; at += chunk) starts.push(at);
+    const fetch = fetchRange(handle);
+    const worker = async () => {
+      for (let at = starts.shift(); at !== undefined; at = starts.shift()) {
+        const data = await fetch(at, Math.min(chunk, size - at));
+        if (data.length !== Math.min(chunk, size - at)) throw new ErrnoError(EIO); // changed meanwhile
+        data.copy(out, at);
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    return out;
+  }
+
+  /** Forget what is known of `path` here and in the persistent cache (see AttrCache.invalidate). */
+  function forget(path: string, structural = false): void {
+    cache.invalidate(path, structural);
+    persist?.invalidate(path, structural);
+  }
+  function forgetTree(path: string): void {
+    cache.invalidateTree(path);
+    persist?.invalidateTree(path);
   }
 
   /** The file at `path` changed through the mount: nothing read ahead of it is current. */
   function changed(path: string): void {
     for (const f of open.values()) if (f.path === path) f.ra.clear();
     contents.forget(path);
-    cache.invalidate(path);
+    forget(path);
   }
 
   const readOnly = (flags: number) => (flags & 3) === FS.O_RDONLY && !(flags & FS.O_TRUNC);
@@ -117,9 +158,13 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   function getattrRpc(path: string, cb: Cb): void {
     fs.Getattr({ path: wirePath(path) }).then(
       (r) => {
-        if (r.errno === ENOENT) cache.setMissing(path);
+        if (r.errno === ENOENT) {
+          cache.setMissing(path);
+          if (persists(path)) persist!.recordAttr(path, undefined);
+        }
         if (r.errno !== 0) return cb(-r.errno);
         cache.set(path, r.attr!);
+        if (persists(path)) persist!.recordAttr(path, r.attr!);
         cb(0, toFuseStat(r.attr!));
       },
       (err) => {
@@ -146,7 +191,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
             unlistable.set(dir, true);
             return false;
           }
-          fillFromListing(dir, r.entries);
+          fillFromListing(dir, r.entries, r.dirAttr);
           return true;
         },
         () => false,
@@ -157,7 +202,11 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     return p;
   }
 
-  function fillFromListing(dir: string, entries: { name?: Uint8Array | null; attr?: CachedAttr | null }[]): string[] {
+  function fillFromListing(
+    dir: string,
+    entries: { name?: Uint8Array | null; attr?: CachedAttr | null }[],
+    dirAttr: CachedAttr | null | undefined,
+  ): string[] {
     const names: string[] = [];
     for (const e of entries) {
       const name = bytes(e.name).toString('utf8');
@@ -165,6 +214,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       if (e.attr) cache.set(join(dir, name), e.attr);
     }
     cache.setListing(dir, names);
+    if (dirAttr && persists(dir)) {
+      persist!.recordListing(dir, dirAttr, names.map((name, i) => ({ name, attr: entries[i]!.attr ?? undefined })));
+    }
     return names;
   }
 
@@ -187,12 +239,59 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     });
   }
 
+  /**
+   * Opens through the local side. A read-only open of a file in the cached trees fetches
+   * the whole file (once: later sessions open it from the persistent cache's blob).
+   */
+  function openRpc(path: string, flags: number, cb: Cb): void {
+    call('open', fs.Open({ path: wirePath(path), flags }), cb, (r) => {
+      if (r.attr) cache.set(path, r.attr);
+      if (flags & FS.O_TRUNC) changed(path);
+      if (r.wholeFile) contents.remember(path, r.attr, bytes(r.data));
+      const size = Number(r.attr?.size ?? 0);
+      const keep = readOnly(flags) && r.attr && persists(path) && ((r.attr.mode ?? 0) & FS.S_IFMT) === FS.S_IFREG;
+      if (keep && r.wholeFile) void persist!.recordContent(path, r.attr!, bytes(r.data)).catch(() => undefined);
+      if (keep && !r.wholeFile && size <= MAX_BLOB_BYTES) {
+        counters.inc('persist.content-fetch');
+        return void fetchWhole(r.handle, size).then(
+          (data) => {
+            void persist!.recordContent(path, r.attr!, data).catch(() => undefined);
+            track(r.handle, path, data, true);
+            cb(0, r.handle);
+          },
+          // Could not have it whole (changed while read, say): read it as any other file.
+          () => {
+            track(r.handle, path);
+            cb(0, r.handle);
+          },
+        );
+      }
+      track(r.handle, path, r.wholeFile ? bytes(r.data) : undefined, r.wholeFile);
+      cb(0, r.handle);
+    });
+  }
+
+  for (const l of opts.warm ?? []) {
+    const dir = bytes(l.path).toString('utf8');
+    if (!dir.startsWith('/')) continue;
+    if (l.dirAttr) cache.set(dir, l.dirAttr);
+    fillFromListing(dir, l.entries ?? [], l.dirAttr);
+  }
+
   return {
     getattr(path: string, cb: Cb) {
       const hit = cache.get(path);
       counters.inc(hit ? 'attr.hit' : 'attr.miss');
       if (hit === 'missing') return cb(-ENOENT);
       if (hit) return cb(0, toFuseStat(hit));
+      if (persists(path)) {
+        const kept = persist!.attr(path);
+        if (kept) {
+          counters.inc('persist.hit');
+          return kept === 'missing' ? cb(-ENOENT) : cb(0, toFuseStat(kept));
+        }
+        counters.inc('persist.miss');
+      }
       const listed = cache.fromListing(path);
       if (listed === 'absent') {
         counters.inc('attr.absent-from-listing');
@@ -215,11 +314,16 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     readdir(path: string, cb: Cb) {
+      // The kernel lists what we list: "." and ".." are ours to add. Their inode number
+      // only has to be non-zero (readdir(3) hides entries with inode 0); stat gives the real one.
+      const dirStat = toFuseStat({ mode: FS.S_IFDIR | 0o755, ino: 1 });
+      const kept = persists(path) ? persist!.listing(path) : undefined;
+      if (kept) {
+        counters.inc('persist.listing-hit');
+        return cb(0, ['.', '..', ...kept.names], [dirStat, dirStat, ...kept.attrs.map(toFuseStat)]);
+      }
       call('readdir', fs.Readdir({ path: wirePath(path) }), cb, (r) => {
-        // The kernel lists what we list: "." and ".." are ours to add. Their inode number
-        // only has to be non-zero (readdir(3) hides entries with inode 0); stat gives the real one.
-        const dirStat = toFuseStat({ mode: FS.S_IFDIR | 0o755, ino: 1 });
-        const names = ['.', '..', ...fillFromListing(path, r.entries)];
+        const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr)];
         const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
         cb(0, names, stats);
       });
@@ -233,10 +337,18 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         counters.inc('readlink.hit');
         return cb(0, known.target);
       }
+      const kept = persists(path) ? persist!.linkTarget(path) : undefined;
+      const keptAttr = kept !== undefined ? persist!.attr(path) : undefined;
+      if (kept !== undefined && (!attr || (attr !== 'missing' && keptAttr !== 'missing' && sameVersion(attr, keptAttr)))) {
+        counters.inc('persist.readlink-hit');
+        return cb(0, kept);
+      }
       counters.inc('readlink.miss');
       call('readlink', fs.Readlink({ path: wirePath(path) }), cb, (r) => {
         const target = bytes(r.target).toString('utf8');
-        if (attr && attr !== 'missing') links.set(path, { target, ino: attr.ino ?? 0, ctime: timespecToMs(attr.ctime) });
+        const linkAttr = r.attr ?? (attr && attr !== 'missing' ? attr : undefined);
+        if (linkAttr) links.set(path, { target, ino: linkAttr.ino ?? 0, ctime: timespecToMs(linkAttr.ctime) });
+        if (r.attr && persists(path)) persist!.recordLink(path, r.attr, target);
         cb(0, target);
       });
     },
@@ -272,18 +384,23 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
           track(fd, path, known, true);
           return cb(0, fd);
         }
+        const blob = persists(path) ? persist!.blob(path) : undefined;
+        const current = cache.get(path);
+        if (blob && (!current || (current !== 'missing' && sameVersion(current, blob.attr)))) {
+          return void persist!.blobs.open(blob.hash, blob.attr.size ?? 0).then((fh) => {
+            if (!fh) return openRpc(path, flags, cb);
+            counters.inc('persist.content-hit');
+            const fd = nextLocalHandle--;
+            track(fd, path, undefined, false, fh);
+            cb(0, fd);
+          });
+        }
       }
-      call('open', fs.Open({ path: wirePath(path), flags }), cb, (r) => {
-        if (r.attr) cache.set(path, r.attr);
-        if (flags & FS.O_TRUNC) changed(path);
-        if (r.wholeFile) contents.remember(path, r.attr, bytes(r.data));
-        track(r.handle, path, r.wholeFile ? bytes(r.data) : undefined, r.wholeFile);
-        cb(0, r.handle);
-      });
+      openRpc(path, flags, cb);
     },
 
     create(path: string, mode: number, cb: Cb) {
-      cache.invalidate(path);
+      forget(path);
       call('create', fs.Create({ path: wirePath(path), flags: FS.O_RDWR | FS.O_CREAT, mode }), cb, (r) => {
         changed(path);
         track(r.handle, path);
@@ -340,7 +457,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     release(path: string, fd: number, cb: Cb) {
       const f = open.get(fd);
       open.delete(fd);
-      if (f && !f.written) {
+      void f?.blob?.close().catch(() => undefined);
+      if (f && !f.written && !f.blob) {
         // A file read from start to end is kept for the next open of it.
         const attr = cache.get(path);
         if (attr && attr !== 'missing' && (attr.size ?? Infinity) <= MAX_CACHED_FILE) {
@@ -364,22 +482,22 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     mkdir(path: string, mode: number, cb: Cb) {
-      simple('mkdir', fs.Mkdir({ path: wirePath(path), mode }), cb, () => cache.invalidate(path));
+      simple('mkdir', fs.Mkdir({ path: wirePath(path), mode }), cb, () => forget(path));
     },
 
     mknod(path: string, mode: number, dev: number, cb: Cb) {
-      simple('mknod', fs.Mknod({ path: wirePath(path), mode, rdev: dev }), cb, () => cache.invalidate(path));
+      simple('mknod', fs.Mknod({ path: wirePath(path), mode, rdev: dev }), cb, () => forget(path));
     },
 
     rmdir(path: string, cb: Cb) {
-      simple('rmdir', fs.Rmdir({ path: wirePath(path) }), cb, () => cache.invalidateTree(path));
+      simple('rmdir', fs.Rmdir({ path: wirePath(path) }), cb, () => forgetTree(path));
     },
 
     unlink(path: string, cb: Cb) {
       const before = cache.get(path); // unlinking changes the link count under its other names
       simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => {
         if (before && before !== 'missing') cache.set(path, before);
-        cache.invalidate(path, true);
+        forget(path, true);
       });
     },
 
@@ -387,28 +505,28 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
         changed(src);
         changed(dest);
-        cache.invalidateTree(src);
-        cache.invalidateTree(dest);
+        forgetTree(src);
+        forgetTree(dest);
       });
     },
 
     symlink(target: string, path: string, cb: Cb) {
-      simple('symlink', fs.Symlink({ target: wirePath(target), path: wirePath(path) }), cb, () => cache.invalidate(path));
+      simple('symlink', fs.Symlink({ target: wirePath(target), path: wirePath(path) }), cb, () => forget(path));
     },
 
     link(existing: string, path: string, cb: Cb) {
       simple('link', fs.Link({ target: wirePath(existing), path: wirePath(path) }), cb, () => {
-        cache.invalidate(existing, true);
-        cache.invalidate(path, true);
+        forget(existing, true);
+        forget(path, true);
       });
     },
 
     chmod(path: string, mode: number, cb: Cb) {
-      simple('chmod', fs.Chmod({ path: wirePath(path), mode }), cb, () => cache.invalidate(path));
+      simple('chmod', fs.Chmod({ path: wirePath(path), mode }), cb, () => forget(path));
     },
 
     chown(path: string, uid: number, gid: number, cb: Cb) {
-      simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => cache.invalidate(path));
+      simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => forget(path));
     },
 
     utimens(path: string, atime: number, mtime: number, cb: Cb) {
@@ -416,8 +534,20 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         'utimens',
         fs.Utimens({ path: wirePath(path), atime: timespecFromMs(atime), mtime: timespecFromMs(mtime) }),
         cb,
-        () => cache.invalidate(path),
+        () => forget(path),
       );
     },
   };
+}
+
+/** Up to `size` bytes at `offset` of a local (remote-disk) file: fewer only at its end. */
+async function readAt(fh: FileHandle, offset: number, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await fh.read(buf, got, size - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }

@@ -159,6 +159,9 @@ export class LocalFileServer {
 
     Readdir: (req) =>
       this.onPath(req.path, async (p) => {
+        // The directory's attributes first: if it changes while being listed, its ctime
+        // moves past them, so a cache keyed on them never keeps a listing older than they are.
+        const dirAttr = attrFromStats(await lstat(p));
         const names = await fsp.readdir(p, { encoding: 'buffer' });
         const slash = p.length === 1 ? p : Buffer.concat([p, Buffer.from('/')]);
         const entries = await Promise.all(
@@ -170,11 +173,14 @@ export class LocalFileServer {
             }
           }),
         );
-        return { errno: 0, entries };
+        return { errno: 0, entries, dirAttr };
       }),
 
     Readlink: (req) =>
-      this.onPath(req.path, async (p) => ({ errno: 0, target: await fsp.readlink(p, { encoding: 'buffer' }) })),
+      this.onPath(req.path, async (p) => {
+        const attr = attrFromStats(await lstat(p)); // before the target, as for Readdir
+        return { errno: 0, attr, target: await fsp.readlink(p, { encoding: 'buffer' }) };
+      }),
 
     Access: (req) => this.onPath(req.path, (p) => done(fsp.access(p, req.mask & 7))),
 

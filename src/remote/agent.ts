@@ -7,17 +7,21 @@
 import * as grpc from '@grpc/grpc-js';
 import { machine, release } from 'node:os';
 import { join } from 'node:path';
-import { readPreamble } from '../wire/preamble';
+import { readPreamble, validCache } from '../wire/preamble';
 import { PROTOCOL_VERSION, TOKEN_METADATA_KEY, pb } from '../wire/schema';
 import { GRPC_CHANNEL_OPTIONS, sessionMethods } from '../wire/services';
 import { makeFsClient } from '../fs/rpc-client';
 import { makeFuseOps } from '../fs/fuse-ops';
 import { Counters } from '../fs/counters';
+import { CacheScope } from '../fs/cache-scope';
+import { PersistentCache } from '../fs/persistent-cache';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
+/** Where the persistent caches live on the remote (root only), one directory per client key. */
+const CACHE_ROOT = '/var/cache/outrun/fs';
 
 /** Exit statuses of the agent, read by the client when the agent channel closes. */
 const EXIT = { OK: 0, PREAMBLE: 10, HELLO: 11, PROTOCOL: 12, MOUNT: 13, LOST: 14 } as const;
@@ -60,12 +64,32 @@ async function main(): Promise<void> {
   const metadata = new grpc.Metadata();
   metadata.set(TOKEN_METADATA_KEY, preamble.token);
 
+  // The persistent cache is an optimisation: if it cannot be opened, the session runs without.
+  let persistent: PersistentCache | undefined;
+  if (preamble.cache && validCache(preamble.cache) && preamble.cache.trees.length > 0) {
+    persistent = await PersistentCache.open({
+      dir: join(CACHE_ROOT, preamble.cache.key),
+      scope: new CacheScope(preamble.cache.trees),
+      maxBytes: preamble.cache.maxBytes,
+      log,
+    }).catch((err) => {
+      log(`persistent cache unavailable: ${err.message}`);
+      return undefined;
+    });
+  }
+
   const hello = await new Promise<pb.HelloReply>((resolve, reject) =>
     client.makeUnaryRequest(
       sessionMethods.Hello.path,
       sessionMethods.Hello.encodeRequest,
       sessionMethods.Hello.decodeResponse,
-      { protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, machine: machine(), kernel: release() },
+      {
+        protocolVersion: PROTOCOL_VERSION,
+        agentVersion: AGENT_VERSION,
+        machine: machine(),
+        kernel: release(),
+        cacheProbes: persistent?.probes() ?? [],
+      },
       metadata.clone(),
       (err, reply) => (err ? reject(err) : resolve(reply!)),
     ),
@@ -81,6 +105,10 @@ async function main(): Promise<void> {
   };
   verbose = !!m.debug;
   log(`hello from client ${hello.clientVersion}`);
+  if (persistent) {
+    persistent.dropStale(hello.staleProbes);
+    log(`persistent cache: ${persistent.stats.loaded} entries, ${persistent.stats.stale} stale`);
+  }
 
   const control = client.makeBidiStreamRequest(
     sessionMethods.Control.path,
@@ -90,12 +118,19 @@ async function main(): Promise<void> {
   );
   const counters = new Counters();
   let shuttingDown = false;
-  control.on('data', (order: pb.ClientOrder) => {
-    if (order.shutdown) {
+  control.on('data', async (order: pb.ClientOrder) => {
+    if (order.shutdown && !shuttingDown) {
       log(`shutdown: ${order.shutdown.reason}`);
       shuttingDown = true;
+      setTimeout(() => end(EXIT.OK), 3000).unref();
+      // What this session learned is kept for the next (the command has ended: nothing
+      // changes through the mount any more).
+      await persistent?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
       // Our figures go out first; the client closes the stream once it has them.
-      control.write({ stats: { counters: { ...counters.snapshot(), ...fs.timing.snapshot() } } });
+      const cacheCounters: Record<string, number> = persistent
+        ? { 'persist.loaded': persistent.stats.loaded, 'persist.stale': persistent.stats.stale }
+        : {};
+      control.write({ stats: { counters: { ...counters.snapshot(), ...fs.timing.snapshot(), ...cacheCounters } } });
       setTimeout(() => end(EXIT.OK), 1000).unref();
     }
   });
@@ -112,6 +147,8 @@ async function main(): Promise<void> {
     negativeTimeoutMs: mountOptions.negativeTimeoutS * 1000,
     onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
     counters,
+    persistent,
+    warm: hello.warm,
   });
 
   const root = join(preamble.sessionDir, 'root');

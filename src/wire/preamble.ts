@@ -10,6 +10,31 @@ export interface Preamble {
   token: string;
   /** The remote session directory (root-only), e.g. /run/outrun/s-0123. */
   sessionDir: string;
+  /** The persistent cache of local system trees, if the user did not turn it off. */
+  cache?: PreambleCache;
+}
+
+export interface PreambleCache {
+  /** Names the local machine and user (hex): one store per key on the remote. */
+  key: string;
+  /** Local tree roots whose contents may be kept, e.g. /usr. */
+  trees: string[];
+  /** Bound on the kept contents' size. */
+  maxBytes: number;
+}
+
+/** Whether a preamble's cache section is well-formed (it names a directory on the remote). */
+export function validCache(c: unknown): c is PreambleCache {
+  const x = c as PreambleCache;
+  return (
+    !!x &&
+    typeof x.key === 'string' &&
+    /^[0-9a-f]{16,64}$/.test(x.key) &&
+    Array.isArray(x.trees) &&
+    x.trees.every((t) => typeof t === 'string' && t.startsWith('/')) &&
+    Number.isSafeInteger(x.maxBytes) &&
+    x.maxBytes >= 0
+  );
 }
 
 const MAGIC = Buffer.from('OUTRUN-PREAMBLE\n');

@@ -1,0 +1,33 @@
+// The directories a command is sure to walk through at start ("/", the working directory,
+// $HOME, and their ancestors), listed with their entries' attributes and sent in the reply
+// to Session.Hello, so that the first lookups of every run cost no round trip. Large
+// directories are left out: the agent lists those on demand, as any other.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { LocalFileServer } from '../fs/local-server';
+import type { pb } from '../wire/schema';
+
+const MAX_WARM_DIR_BYTES = 16 * 1024;
+
+/** "/a/b" -> ["/", "/a", "/a/b"] */
+function chain(dir: string): string[] {
+  const out = ['/'];
+  let at = '';
+  for (const part of path.resolve(dir).split('/').filter(Boolean)) out.push((at += '/' + part));
+  return out;
+}
+
+export async function warmListings(files: LocalFileServer, dirs: (string | undefined)[]): Promise<pb.Listing.$Properties[]> {
+  const wanted = [...new Set(dirs.filter((d): d is string => !!d && d.startsWith('/')).flatMap(chain))];
+  const listed = await Promise.all(
+    wanted.map(async (dir) => {
+      const st = await fsp.lstat(dir).catch(() => undefined);
+      if (!st?.isDirectory() || st.size > MAX_WARM_DIR_BYTES) return undefined;
+      const path = Buffer.from(dir);
+      const r = await files.handlers.Readdir({ path } as Parameters<LocalFileServer['handlers']['Readdir']>[0]);
+      if (!('entries' in r) || r.errno !== 0) return undefined;
+      return { path, dirAttr: r.dirAttr, entries: r.entries };
+    }),
+  );
+  return listed.filter((l) => l !== undefined) as pb.Listing.$Properties[];
+}

@@ -1,0 +1,348 @@
+// The agent's cache of the local system trees (/usr, /etc, ... see cache-scope.ts) kept on
+// the remote between sessions: attributes, absences, full directory listings, symlink
+// targets and, as content-addressed blobs, whole file contents.
+//
+// Coherence: every entry carries the attributes it was cached with. At session start the
+// agent sends one fingerprint per entry in Session.Hello; the client compares them with the
+// local disk and names the stale ones, which are dropped before anything is served. So the
+// whole cache is revalidated in the one round trip the session makes anyway, and a file
+// changed locally between two runs is seen changed in the second. Within a session, entries
+// change only through the mount (every change there drops what it affects); a change made
+// by another local process during a run is seen by the next run.
+//
+// Several sessions may share the store: blobs are written atomically under their hash, and
+// the index is merged (under a lock file) into whatever is on disk when a session ends. An
+// entry wrongly kept by a merge race is still caught by the next revalidation, since
+// correctness never rests on the index bookkeeping, only on the fingerprints.
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { pb } from '../wire/schema';
+import type { CachedAttr } from './attr-cache';
+import { BlobStore } from './blob-store';
+import { CacheScope } from './cache-scope';
+import { fingerprint, sameVersion as sameAttr } from './fingerprint';
+
+const INDEX_FORMAT = 1;
+/** Most entries kept (each costs ~100 bytes in the index and a probe at session start). */
+export const MAX_ENTRIES = 200_000;
+/** Largest file kept whole. */
+export const MAX_BLOB_BYTES = 64 * 1024 * 1024;
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 3_000;
+
+interface Entry {
+  attr?: CachedAttr; // undefined: the path does not exist
+  target?: string;
+  names?: Set<string>;
+  blob?: string;
+  used: number;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
+const typeOf = (a: CachedAttr | undefined) => (a?.mode ?? 0) & S_IFMT;
+const utf8 = (u: Uint8Array | null | undefined) => (u ? Buffer.from(u.buffer, u.byteOffset, u.length).toString('utf8') : '');
+const parentOf = (p: string) => (p.lastIndexOf('/') <= 0 ? '/' : p.slice(0, p.lastIndexOf('/')));
+const nameOf = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+export interface PersistentCacheOptions {
+  /** The store's directory, e.g. /var/cache/outrun/fs/<client key>. */
+  dir: string;
+  scope: CacheScope;
+  /** Bound on the blobs' total size. */
+  maxBytes: number;
+  log?: (msg: string) => void;
+}
+
+export class PersistentCache {
+  private readonly entries = new Map<string, Entry>();
+  /** Paths whose entry this session created, changed or used: what a merge writes back. */
+  private readonly touched = new Set<string>();
+  /** Paths whose entry this session dropped: what a merge removes. */
+  private readonly dropped = new Set<string>();
+  private probeOrder: string[] = [];
+  readonly blobs: BlobStore;
+  private readonly now = Math.floor(Date.now() / 1000);
+  readonly stats = { loaded: 0, stale: 0 };
+
+  private constructor(private readonly opts: PersistentCacheOptions) {
+    this.blobs = new BlobStore(join(opts.dir, 'blobs'));
+  }
+
+  get scope(): CacheScope {
+    return this.opts.scope;
+  }
+
+  private get indexPath(): string {
+    return join(this.opts.dir, 'index.pb');
+  }
+
+  /** Opens (creating if needed) the store and reads its index; a damaged index is an empty one. */
+  static async open(opts: PersistentCacheOptions): Promise<PersistentCache> {
+    const c = new PersistentCache(opts);
+    await fsp.mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(opts.dir, 0o700);
+    await c.blobs.init();
+    for (const [path, e] of await c.readIndex()) {
+      if (opts.scope.covers(path)) c.entries.set(path, e);
+    }
+    c.stats.loaded = c.entries.size;
+    return c;
+  }
+
+  private async readIndex(): Promise<Map<string, Entry>> {
+    const out = new Map<string, Entry>();
+    let bytes: Buffer;
+    try {
+      bytes = await fsp.readFile(this.indexPath);
+    } catch {
+      return out;
+    }
+    let index: pb.CacheIndex;
+    try {
+      index = pb.CacheIndex.decode(bytes);
+    } catch (err) {
+      this.opts.log?.(`cache index unreadable (${(err as Error).message}); starting empty`);
+      return out;
+    }
+    if (index.format !== INDEX_FORMAT) return out;
+    for (const e of index.entries) {
+      const path = utf8(e.path);
+      if (!path.startsWith('/')) continue;
+      out.set(path, {
+        attr: e.attr ?? undefined,
+        target: e.linkTarget?.length ? utf8(e.linkTarget) : undefined,
+        names: e.listed ? new Set((e.names ?? []).map(utf8)) : undefined,
+        blob: e.blob?.length ? Buffer.from(e.blob).toString('hex') : undefined,
+        used: Number(e.used ?? 0),
+      });
+    }
+    return out;
+  }
+
+  // ---- revalidation ------------------------------------------------------------------
+
+  /** One probe per entry, for Session.Hello. */
+  probes(): pb.CacheProbe.$Properties[] {
+    this.probeOrder = [...this.entries.keys()];
+    return this.probeOrder.map((path) => ({ path: Buffer.from(path, 'utf8'), fingerprint: fingerprint(this.entries.get(path)!.attr) }));
+  }
+
+  /** Drops the entries the client found stale (indexes into the probes sent). */
+  dropStale(indexes: Iterable<number>): void {
+    for (const i of indexes) {
+      const path = this.probeOrder[i];
+      if (path !== undefined && this.entries.delete(path)) {
+        this.dropped.add(path);
+        this.stats.stale++;
+      }
+    }
+    this.probeOrder = [];
+  }
+
+  // ---- lookups (entries are valid for the whole session once revalidated) -------------
+
+  private use(path: string, e: Entry): Entry {
+    if (e.used !== this.now) {
+      e.used = this.now;
+      this.touched.add(path);
+    }
+    return e;
+  }
+
+  covers(path: string): boolean {
+    return this.opts.scope.covers(path);
+  }
+
+  /** The path's attributes, 'missing' if it is known not to exist, undefined if unknown. */
+  attr(path: string): CachedAttr | 'missing' | undefined {
+    const e = this.entries.get(path);
+    if (e) return this.use(path, e).attr ?? 'missing';
+    if (path === '/') return undefined;
+    const dir = this.entries.get(parentOf(path));
+    if (dir?.names && !dir.names.has(nameOf(path))) return 'missing';
+    return undefined;
+  }
+
+  /** A full listing of `dir` with every entry's attributes, if all of it is known. */
+  listing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
+    const d = this.entries.get(dir);
+    if (!d?.names) return undefined;
+    const names = [...d.names];
+    const attrs: CachedAttr[] = [];
+    const prefix = dir === '/' ? '/' : dir + '/';
+    for (const n of names) {
+      const a = this.entries.get(prefix + n)?.attr;
+      if (!a) return undefined;
+      attrs.push(a);
+    }
+    this.use(dir, d);
+    return { names, attrs };
+  }
+
+  linkTarget(path: string): string | undefined {
+    const e = this.entries.get(path);
+    return e?.target !== undefined && typeOf(e.attr) === S_IFLNK ? this.use(path, e).target : undefined;
+  }
+
+  /** The blob holding the file's whole content, with the attributes it goes with. */
+  blob(path: string): { hash: string; attr: CachedAttr } | undefined {
+    const e = this.entries.get(path);
+    if (!e?.blob || !e.attr || typeOf(e.attr) !== S_IFREG) return undefined;
+    this.use(path, e);
+    return { hash: e.blob, attr: e.attr };
+  }
+
+  // ---- learning ------------------------------------------------------------------------
+
+  private entry(path: string, attr: CachedAttr | undefined): Entry | undefined {
+    if (!this.covers(path)) return undefined;
+    let e = this.entries.get(path);
+    if (!e || !sameAttr(e.attr, attr)) {
+      // Anything known about an older version of the path goes with it.
+      e = { attr, used: this.now };
+      this.entries.set(path, e);
+    }
+    e.used = this.now;
+    this.touched.add(path);
+    this.dropped.delete(path);
+    return e;
+  }
+
+  recordAttr(path: string, attr: CachedAttr | undefined): void {
+    this.entry(path, attr);
+  }
+
+  /** A full listing, with the directory's attributes taken before it was read. */
+  recordListing(dir: string, dirAttr: CachedAttr, entries: { name: string; attr?: CachedAttr }[]): void {
+    if (typeOf(dirAttr) !== S_IFDIR || !this.covers(dir)) return;
+    const prefix = dir === '/' ? '/' : dir + '/';
+    for (const { name, attr } of entries) if (attr) this.entry(prefix + name, attr);
+    const d = this.entry(dir, dirAttr)!;
+    d.names = new Set(entries.map((x) => x.name));
+  }
+
+  recordLink(path: string, attr: CachedAttr, target: string): void {
+    if (typeOf(attr) !== S_IFLNK) return;
+    const e = this.entry(path, attr);
+    if (e) e.target = target;
+  }
+
+  /** Keeps a file's whole content; `attr` must be the attributes taken before it was read. */
+  async recordContent(path: string, attr: CachedAttr, data: Buffer): Promise<void> {
+    if (!this.covers(path) || typeOf(attr) !== S_IFREG || data.length !== (attr.size ?? -1) || data.length > MAX_BLOB_BYTES) return;
+    const hash = await this.blobs.put(data);
+    const e = this.entries.get(path);
+    // Only if nothing changed the path meanwhile (an invalidation drops or replaces the entry).
+    if (e ? sameAttr(e.attr, attr) : true) this.entry(path, attr)!.blob = hash;
+  }
+
+  // ---- changes through the mount ---------------------------------------------------------
+
+  private drop(path: string): void {
+    if (this.entries.delete(path)) this.dropped.add(path);
+  }
+
+  /**
+   * The path changed (written, created, removed, renamed, chmod...): forget it and its
+   * parent directory's attributes and listing. `structural` changes (link, unlink, rename)
+   * also change the link count under every other name of the same file.
+   */
+  invalidate(path: string, structural = false): void {
+    const known = this.entries.get(path)?.attr;
+    this.drop(path);
+    if (path !== '/') this.drop(parentOf(path));
+    if (structural || (known?.nlink ?? 1) > 1) {
+      for (const [p, e] of this.entries) {
+        if (typeOf(e.attr) === S_IFREG && (e.attr?.nlink ?? 1) > 1 && (!known || e.attr?.ino === known.ino)) this.drop(p);
+      }
+    }
+  }
+
+  /** A directory was renamed or removed: forget everything under it too. */
+  invalidateTree(path: string): void {
+    this.invalidate(path, true);
+    const prefix = path === '/' ? '/' : path + '/';
+    for (const p of [...this.entries.keys()]) if (p.startsWith(prefix)) this.drop(p);
+  }
+
+  // ---- saving ------------------------------------------------------------------------------
+
+  /**
+   * Merges this session's knowledge into the index on disk, bounds it (least recently
+   * used entries go first, until the blobs fit in maxBytes and the entries in MAX_ENTRIES),
+   * and removes blobs no longer referenced. Gives up quietly if another session holds the
+   * lock for long: the cache is an optimisation, and the next session learns again.
+   */
+  async save(): Promise<void> {
+    const lock = join(this.opts.dir, 'index.lock');
+    if (!(await acquire(lock))) {
+      this.opts.log?.('cache index busy; this session did not save what it learned');
+      return;
+    }
+    try {
+      const merged = await this.readIndex();
+      for (const p of this.dropped) merged.delete(p);
+      for (const p of this.touched) {
+        const e = this.entries.get(p);
+        if (e) merged.set(p, e);
+      }
+      const kept = new LRUCache<string, Entry>({
+        max: MAX_ENTRIES,
+        // Contents count against maxBytes; metadata is bounded by the number of entries.
+        maxSize: Math.max(1, this.opts.maxBytes),
+        sizeCalculation: (e) => Math.max(1, e.blob ? Number(e.attr?.size ?? 0) : 1),
+      });
+      // Oldest first, so that the most recently used are the last evicted.
+      for (const [p, e] of [...merged].sort((a, b) => a[1].used - b[1].used)) {
+        if (this.covers(p) && (!e.blob || Number(e.attr?.size ?? 0) <= this.opts.maxBytes)) kept.set(p, e);
+      }
+      const entries: pb.CacheEntry.$Properties[] = [];
+      const blobs = new Set<string>();
+      for (const [p, e] of kept.entries()) {
+        if (e.blob) blobs.add(e.blob);
+        entries.push({
+          path: Buffer.from(p, 'utf8'),
+          attr: e.attr,
+          linkTarget: e.target !== undefined ? Buffer.from(e.target, 'utf8') : undefined,
+          listed: !!e.names,
+          names: e.names ? [...e.names].map((n) => Buffer.from(n, 'utf8')) : [],
+          blob: e.blob ? Buffer.from(e.blob, 'hex') : undefined,
+          used: e.used,
+        });
+      }
+      const bytes = pb.CacheIndex.encode({ format: INDEX_FORMAT, entries }).finish();
+      const tmp = `${this.indexPath}.tmp-${randomBytes(6).toString('hex')}`;
+      await fsp.writeFile(tmp, bytes, { mode: 0o600 });
+      await fsp.rename(tmp, this.indexPath);
+      const removed = await this.blobs.collect(blobs);
+      this.opts.log?.(`cache index saved: ${entries.length} entries, ${blobs.size} blobs (${removed} removed)`);
+    } finally {
+      await fsp.rm(lock, { force: true });
+    }
+  }
+}
+
+/** An exclusive lock file; one left by a session that died long ago is broken. */
+async function acquire(lock: string): Promise<boolean> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await (await fsp.open(lock, 'wx', 0o600)).close();
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      const st = await fsp.stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        await fsp.rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
