@@ -7,7 +7,8 @@
 //                     sftp-server talks to `ssh box sshfs -o passive`), /proc,/sys,/dev bound in,
 //                     `chroot` into it; cold = first run on a fresh mount, warm = second run on it
 //   outrun            first-ever run (remote runtime cache removed first, upload included),
-//                     then "cold" and "warm" (the same mechanism today: outrun keeps no cache)
+//                     then cold (the box's persistent cache /var/cache/outrun/fs emptied first,
+//                     the runtime kept) and warm (the run right after: served from that cache)
 // Each figure is the median of --runs N (default 5). With --rtt MS everything that crosses the
 // SSH link goes through scripts/delay-relay.mjs, which adds MS ms of round-trip delay.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -334,6 +335,11 @@ async function main() {
       log(`${w.name}/${variant}: ${w.kind === 'rate' ? `${fmtNum(s.rate)} MB/s, ` : ''}${r.seconds.toFixed(3)} s`);
     };
     const outrunArgv = (extra = []) => [process.execPath, CLI, ...extra, '-F', dataConfig, 'box', ...w.argv];
+    const coldPrep = async () => {
+      await before();
+      const r = await admin('rm -rf /var/cache/outrun/fs');
+      if (r.status !== 0) throw new Error('cannot empty the persistent cache on the box');
+    };
 
     const measureAll = async () => {
       // ---- a first native run: checks the workload and warms the local caches -------------------
@@ -390,7 +396,8 @@ async function main() {
             }
           }
         }
-        await measure('outCold', outrunArgv(), { rss: true, expectStdout: expect });
+        // cold: the remote's persistent cache emptied (the runtime stays); warm: the run after.
+        await measure('outCold', outrunArgv(), { rss: true, expectStdout: expect, prep: coldPrep });
         await measure('outWarm', outrunArgv(), { rss: true, expectStdout: expect });
       }
 
@@ -401,8 +408,10 @@ async function main() {
       const methods = {};
       let n = 0;
       let stats;
-      // Counted without the added delay: the number of RPCs does not depend on it.
-      const r = await run([process.execPath, CLI, statsFlag ? '--stats' : '-vvv', '-F', BOX_CONFIG, 'box', ...w.argv], {
+      // Counted without the added delay: the number of RPCs does not depend on it. Cold (the
+      // persistent cache emptied) first, then warm.
+      await coldPrep();
+      const countRun = () => run([process.execPath, CLI, statsFlag ? '--stats' : '-vvv', '-F', BOX_CONFIG, 'box', ...w.argv], {
         cwd: w.cwd,
         env: WORKLOAD_ENV,
         timeoutS: w.timeoutS * 2,
@@ -419,10 +428,18 @@ async function main() {
           if (m) for (const [, k, c] of m[1].matchAll(/(\w+) (\d+)/g)) methods[k] = Number(c);
         },
       });
-      if (r.status === 0) {
-        sec.counts.outCold = stats ? `${stats.rpcs} (${stats.critical} critical)` : n;
-        sec.methods = methods;
-      } else sec.notes.push(`RPC count run failed (${r.timedOut ? 'timed out' : `status ${r.status}`})`);
+      for (const variant of ['outCold', 'outWarm']) {
+        n = 0;
+        stats = undefined;
+        for (const k of Object.keys(methods)) delete methods[k];
+        if (variant === 'outWarm') await before();
+        const r = await countRun();
+        if (r.status === 0) {
+          sec.counts[variant] = stats ? `${stats.rpcs} (${stats.critical} critical)` : n;
+          if (variant === 'outCold') sec.methods = { ...methods };
+          else sec.methodsWarm = { ...methods };
+        } else sec.notes.push(`RPC count run (${variant}) failed (${r.timedOut ? 'timed out' : `status ${r.status}`})`);
+      }
       if (!sshfsWhy) {
           let peer;
           try {
@@ -495,8 +512,8 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
     ['sshfsCold', 'sshfs + chroot, cold (fresh mount)', sCold],
     ['sshfsWarm', 'sshfs + chroot, warm (2nd run on the mount)', sWarm],
     ['first', 'outrun, first-ever run (runtime upload)', sCold],
-    ['outCold', 'outrun "cold"', sCold],
-    ['outWarm', 'outrun "warm" (same mechanism today)', sWarm],
+    ['outCold', 'outrun cold (empty remote cache; runtime present)', sCold],
+    ['outWarm', 'outrun warm (2nd run: persistent cache)', sWarm],
   ];
   const header = rate
     ? ['variant', 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS']
@@ -509,8 +526,7 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
     const m = median(vals);
     const n = vals.filter(Number.isFinite).length;
     const nLabel = v === 'first' ? label : `${label}${n && n !== o.runs ? ` (n=${n})` : ''}`;
-    const count =
-      v === 'outWarm' && sec.counts.outCold !== undefined ? `${sec.counts.outCold} (as cold)` : sec.counts[v] !== undefined ? String(sec.counts[v]) : '';
+    const count = sec.counts[v] !== undefined ? String(sec.counts[v]) : '';
     const rss = v === 'first' || v === 'outCold' || v === 'outWarm' ? median((ss ?? []).map((s) => s.rss)) : NaN;
     const rssText = Number.isFinite(rss) ? `${rss.toFixed(0)} MiB` : '';
     const failed = !n ? `FAILED: ${sec.errors[v] ?? '?'}` : undefined;
@@ -545,7 +561,11 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
   if (w.checkStdout) notes.push(sec.stdoutMismatch ? `**stdout differed from native in ${sec.stdoutMismatch} runs.**` : 'stdout was identical to native in every run.');
   if (sec.methods) {
     const top = Object.entries(sec.methods).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, c]) => `${m} ${c}`).join(', ');
-    notes.push(`outrun RPCs by kind (one extra run): ${top || 'none'}.`);
+    notes.push(`outrun RPCs by kind, cold (one extra run): ${top || 'none'}.`);
+  }
+  if (sec.methodsWarm) {
+    const top = Object.entries(sec.methodsWarm).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, c]) => `${m} ${c}`).join(', ');
+    notes.push(`outrun RPCs by kind, warm: ${top || 'none'}.`);
   }
   for (const [v, e] of Object.entries(sec.errors)) if (sec.samples[v]?.some((s) => Number.isFinite(s.seconds))) notes.push(`${v}: some runs failed or differed: ${e}`);
   if (sec.foreignSamples) notes.push(`**Other outrun clients or test runs were active on this machine at ${sec.foreignSamples} of ${sec.totalSamples} measurements** (shared CPU and box: noisier figures).`);

@@ -15,6 +15,7 @@ import {
   type Method,
 } from '../wire/services';
 import type { LocalFileServer } from '../fs/local-server';
+import { widenServerWindows } from './http2-windows';
 
 export type ControlStream = grpc.ServerDuplexStream<pb.AgentEvent, pb.ClientOrder.$Properties>;
 
@@ -89,7 +90,11 @@ export class RpcServer {
       },
     );
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.windowsTuned = widenServerWindows(this.server);
   }
+
+  /** Whether the HTTP/2 windows were widened (see http2-windows.ts). */
+  readonly windowsTuned: boolean;
 
   /** Serve the agent's end of the HTTP/2 connection carried by this stream. */
   serve(connection: Duplex): void {

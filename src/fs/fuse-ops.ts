@@ -15,6 +15,7 @@ import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
 import type { FileHandle } from 'node:fs/promises';
 import { sameVersion } from './fingerprint';
+import { WriteBehind } from './write-behind';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
@@ -25,6 +26,8 @@ export interface FuseOpsOptions {
   counters?: Counters;
   /** The cache of system trees kept between sessions (revalidated before the mount). */
   persistent?: PersistentCache;
+  /** Where writes wait to go to the local side (the agent drains it at session end). */
+  writeBehind?: WriteBehind;
   /** Directories listed by the client at session start (Session.Hello's reply). */
   warm?: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[];
 }
@@ -68,20 +71,61 @@ class ErrnoError extends Error {
   }
 }
 
+/**
+ * Operations that must not run while writes to their path are still on the way (they would
+ * see the file without them), and which of their arguments are paths: 'dir' waits for the
+ * directory's entries, 'tree' for everything under it.
+ */
+const WAITS_FOR_WRITES: Record<string, ('path' | 'dir' | 'tree')[]> = {
+  getattr: ['path'],
+  readlink: ['path'],
+  open: ['path'],
+  truncate: ['path'],
+  ftruncate: ['path'],
+  utimens: ['path'],
+  chmod: ['path'],
+  chown: ['path'],
+  unlink: ['path'],
+  link: ['path', 'path'],
+  rename: ['tree', 'tree'],
+  rmdir: ['tree'],
+  readdir: ['dir'],
+};
+
 export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
   const counters = opts.counters ?? new Counters();
-  const ops = makeOps(fs, opts, counters);
-  // Every operation the kernel asks for is counted by name.
+  const wb = opts.writeBehind ?? makeWriteBehind(fs);
+  const ops = makeOps(fs, { ...opts, writeBehind: wb }, counters);
   for (const [name, fn] of Object.entries(ops)) {
+    const waits = WAITS_FOR_WRITES[name];
     ops[name] = (...args: unknown[]) => {
+      // Every operation the kernel asks for is counted by name.
       counters.inc(`fuse.${name}`);
+      if (waits && wb.bytesPending > 0) {
+        const drains = waits.map((kind, i) => {
+          const p = args[i] as string;
+          return kind === 'path' ? (wb.busy(p) ? wb.drainPath(p) : undefined) : kind === 'dir' ? wb.drainDir(p) : wb.drainTree(p);
+        });
+        if (drains.some(Boolean)) {
+          counters.inc('write.waited');
+          return void Promise.all(drains).then(() => fn!(...args));
+        }
+      }
       return fn!(...args);
     };
   }
   return ops;
 }
 
+/** The writes of a session go through this: each run of them is one Write RPC. */
+export function makeWriteBehind(fs: FsClient): WriteBehind {
+  return new WriteBehind((handle, _path, offset, data) =>
+    fs.Write({ handle, offset, data }).then((r) => (r.errno !== 0 ? r.errno : r.written === data.length ? 0 : EIO)),
+  );
+}
+
 function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOps {
+  const wb = opts.writeBehind!;
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
   const contents = new ContentCache();
@@ -278,6 +322,45 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     fillFromListing(dir, l.entries ?? [], l.dirAttr);
   }
 
+  function readNow(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb): void {
+    let f = open.get(fd);
+    if (!f) {
+      track(fd, path);
+      f = open.get(fd)!;
+    }
+    f.ra.read(pos, len).then(
+      (data) => {
+        data.copy(buf, 0, 0, Math.min(data.length, len));
+        cb(Math.min(data.length, len));
+      },
+      (err) => {
+        if (err instanceof ErrnoError) return cb(-err.errno);
+        opts.onRpcError?.('read', err);
+        cb(-EIO);
+      },
+    );
+  }
+
+  /** Release once the handle's writes are on the local side. */
+  function releaseNow(path: string, fd: number, cb: Cb): void {
+    const f = open.get(fd);
+    open.delete(fd);
+    void f?.blob?.close().catch(() => undefined);
+    if (f && !f.written && !f.blob) {
+      // A file read from start to end is kept for the next open of it.
+      const attr = cache.get(path);
+      if (attr && attr !== 'missing' && (attr.size ?? Infinity) <= MAX_CACHED_FILE) {
+        void f.ra.wholeContent(attr.size ?? 0).then((data) => {
+          if (data) contents.remember(path, attr, data);
+          f.ra.clear();
+        });
+      } else f.ra.clear();
+    } else f?.ra.clear();
+    if (isLocalHandle(fd)) return cb(0);
+    // Closing changes nothing on disk unless the handle wrote.
+    simple('release', fs.Release({ handle: fd }), cb, () => f?.written && changed(path));
+  }
+
   return {
     getattr(path: string, cb: Cb) {
       const hit = cache.get(path);
@@ -409,70 +492,50 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      let f = open.get(fd);
-      if (!f) {
-        track(fd, path);
-        f = open.get(fd)!;
+      if (wb.busy(path)) {
+        // Our own writes first; what was read ahead before them is stale.
+        return void wb.drainPath(path).then(() => {
+          for (const o of open.values()) if (o.path === path) o.ra.clear();
+          readNow(path, fd, buf, len, pos, cb);
+        });
       }
-      f.ra.read(pos, len).then(
-        (data) => {
-          data.copy(buf, 0, 0, Math.min(data.length, len));
-          cb(Math.min(data.length, len));
-        },
-        (err) => {
-          if (err instanceof ErrnoError) return cb(-err.errno);
-          opts.onRpcError?.('read', err);
-          cb(-EIO);
-        },
-      );
+      readNow(path, fd, buf, len, pos, cb);
     },
 
     write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      // The kernel's buffer is only ours until cb: copy it before the RPC may encode it.
+      // The kernel's buffer is only ours until cb: copy it before it is kept.
       const data = Buffer.from(buf.subarray(0, len));
       const f = open.get(fd);
       if (f) f.written = true;
       changed(path);
-      fs.Write({ handle: fd, offset: pos, data }).then(
-        (r) => {
-          changed(path);
-          cb(r.errno !== 0 ? -r.errno : r.written);
-        },
-        (err) => {
-          opts.onRpcError?.('write', err);
-          cb(-EIO);
-        },
-      );
+      counters.inc('write.bytes', len);
+      // Taken now, sent behind (see write-behind.ts); an error comes back at flush or fsync.
+      wb.write(fd, path, pos, data).then((errno) => cb(errno ? -errno : len));
     },
 
-    flush(_path: string, _fd: number, cb: Cb) {
-      cb(0); // writes are already on the local side when they return
+    flush(_path: string, fd: number, cb: Cb) {
+      // close(2): everything this handle wrote is on the local side, or close says why not.
+      wb.flush(fd).then((errno) => {
+        if (errno) return cb(-errno);
+        const f = open.get(fd);
+        if (f?.written) changed(f.path);
+        cb(0);
+      });
     },
 
     fsync(_path: string, datasync: number, fd: number, cb: Cb) {
       if (isLocalHandle(fd)) return cb(0); // opened read-only from the content cache
-      simple('fsync', fs.Fsync({ handle: fd, datasync: !!datasync }), cb);
+      wb.flush(fd).then((errno) => {
+        if (errno) return cb(-errno);
+        simple('fsync', fs.Fsync({ handle: fd, datasync: !!datasync }), cb);
+      });
     },
 
     release(path: string, fd: number, cb: Cb) {
-      const f = open.get(fd);
-      open.delete(fd);
-      void f?.blob?.close().catch(() => undefined);
-      if (f && !f.written && !f.blob) {
-        // A file read from start to end is kept for the next open of it.
-        const attr = cache.get(path);
-        if (attr && attr !== 'missing' && (attr.size ?? Infinity) <= MAX_CACHED_FILE) {
-          void f.ra.wholeContent(attr.size ?? 0).then((data) => {
-            if (data) contents.remember(path, attr, data);
-            f.ra.clear();
-          });
-        } else f.ra.clear();
-      } else f?.ra.clear();
-      if (isLocalHandle(fd)) return cb(0);
-      // Closing changes nothing on disk unless the handle wrote.
-      simple('release', fs.Release({ handle: fd }), cb, () => f?.written && changed(path));
+      // The handle's writes reach the local side before the handle is closed there.
+      if (isLocalHandle(fd)) return releaseNow(path, fd, cb);
+      wb.release(fd).then(() => releaseNow(path, fd, cb));
     },
-
     truncate(path: string, size: number, cb: Cb) {
       simple('truncate', fs.Truncate({ path: wirePath(path), size }), cb, () => changed(path));
     },
@@ -503,6 +566,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
 
     rename(src: string, dest: string, cb: Cb) {
       simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
+        wb.renamed(src, dest);
         changed(src);
         changed(dest);
         forgetTree(src);

@@ -11,10 +11,11 @@ import { readPreamble, validCache } from '../wire/preamble';
 import { PROTOCOL_VERSION, TOKEN_METADATA_KEY, pb } from '../wire/schema';
 import { GRPC_CHANNEL_OPTIONS, sessionMethods } from '../wire/services';
 import { makeFsClient } from '../fs/rpc-client';
-import { makeFuseOps } from '../fs/fuse-ops';
+import { makeFuseOps, makeWriteBehind } from '../fs/fuse-ops';
 import { Counters } from '../fs/counters';
 import { CacheScope } from '../fs/cache-scope';
 import { PersistentCache } from '../fs/persistent-cache';
+import type { WriteBehind } from '../fs/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
 
@@ -117,14 +118,17 @@ async function main(): Promise<void> {
     metadata.clone(),
   );
   const counters = new Counters();
+  let writeBehind: WriteBehind | undefined;
   let shuttingDown = false;
   control.on('data', async (order: pb.ClientOrder) => {
     if (order.shutdown && !shuttingDown) {
       log(`shutdown: ${order.shutdown.reason}`);
       shuttingDown = true;
       setTimeout(() => end(EXIT.OK), 3000).unref();
-      // What this session learned is kept for the next (the command has ended: nothing
-      // changes through the mount any more).
+      // Writes still on their way go out first (anything left running in the command's
+      // tree may still write; the helper kills it when we exit).
+      await writeBehind?.drainAll();
+      // What this session learned is kept for the next.
       await persistent?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
       // Our figures go out first; the client closes the stream once it has them.
       const cacheCounters: Record<string, number> = persistent
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
   control.on('end', () => end(shuttingDown ? EXIT.OK : EXIT.LOST));
 
   const fs = makeFsClient(client, metadata);
+  writeBehind = makeWriteBehind(fs);
   const ops = makeFuseOps(fs, {
     // The agent's own cache lives at least a second even when the kernel keeps nothing.
     attrTimeoutMs: Math.max(mountOptions.attrTimeoutS, 1) * 1000,
@@ -149,6 +154,7 @@ async function main(): Promise<void> {
     counters,
     persistent,
     warm: hello.warm,
+    writeBehind,
   });
 
   const root = join(preamble.sessionDir, 'root');

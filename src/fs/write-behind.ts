@@ -1,0 +1,192 @@
+// Writes through the mount, acknowledged to the kernel at once and sent to the local side
+// behind it. FUSE 2 hands us writes of at most 128 KiB and waits for each; a round trip per
+// write made the link's latency the limit (8200 serial round trips per GiB). Here
+// consecutive writes to a handle are gathered into runs of up to 4 MiB, each handle's runs
+// go out strictly in order (one at a time, so the local side never reorders overlapping
+// writes), and the bytes accepted but not yet on the local disk are bounded: past the bound,
+// a write waits.
+//
+// Durability and errors follow NFS's close-to-open contract: flush (every close(2)) and
+// fsync wait until all of the handle's writes are on the local side and return the first
+// error any of them met, so a command that checks close or fsync learns of a failed write.
+// Anything that reads or inspects a path with writes in flight (read, getattr, open,
+// truncate, rename, listing of its directory, ...) waits for them first (see drainPath), so
+// no one sees the file without them.
+import { EIO } from './errno';
+
+/** Sends one run; resolves to 0 or a positive errno (throws: transport failure). */
+export type SendWrite = (handle: number, path: string, offset: number, data: Buffer) => Promise<number>;
+
+export const RUN_BYTES = 4 * 1024 * 1024;
+export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/** A run that stops growing goes out after this long, so no write lingers in the agent. */
+const IDLE_MS = 20;
+
+interface HandleState {
+  path: string;
+  parts: Buffer[];
+  start: number;
+  length: number;
+  /** The chain of this handle's runs: each starts when the one before has finished. */
+  tail: Promise<void>;
+  inFlight: number;
+  /** First error met by a run since the last flush (positive errno). */
+  error: number;
+  /** Runs gathering or in flight (each counts once in busyPaths under `path`). */
+  busy: number;
+  timer?: NodeJS.Timeout;
+}
+
+export class WriteBehind {
+  private readonly handles = new Map<number, HandleState>();
+  /** Paths with bytes not yet on the local side: how many handles hold some. */
+  private readonly busyPaths = new Map<string, number>();
+  private pendingBytes = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly send: SendWrite,
+    private readonly maxPending = MAX_PENDING_BYTES,
+    private readonly runBytes = RUN_BYTES,
+  ) {}
+
+  get bytesPending(): number {
+    return this.pendingBytes;
+  }
+
+  /** Whether `path` has writes not yet on the local side. */
+  busy(path: string): boolean {
+    return this.busyPaths.has(path);
+  }
+
+  /**
+   * Accepts a write. Resolves to 0 once the bytes are taken (at once, unless too much is
+   * pending), or to a positive errno a previous write of this handle met (reported once).
+   */
+  async write(handle: number, path: string, offset: number, data: Buffer): Promise<number> {
+    let s = this.handles.get(handle);
+    if (!s) {
+      s = { path, parts: [], start: offset, length: 0, tail: Promise.resolve(), inFlight: 0, error: 0, busy: 0 };
+      this.handles.set(handle, s);
+    }
+    if (s.error) {
+      const e = s.error;
+      s.error = 0;
+      return e;
+    }
+    while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
+      this.dispatch(handle, s); // what we hold counts: let it go rather than wait on it
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (s.length > 0 && (offset !== s.start + s.length || s.length + data.length > this.runBytes)) this.dispatch(handle, s);
+    if (s.length === 0) {
+      s.start = offset;
+      this.markBusy(s, +1);
+    }
+    s.parts.push(data);
+    s.length += data.length;
+    this.pendingBytes += data.length;
+    if (s.length >= this.runBytes) this.dispatch(handle, s);
+    else {
+      clearTimeout(s.timer);
+      s.timer = setTimeout(() => this.dispatch(handle, s!), IDLE_MS);
+    }
+    return 0;
+  }
+
+  /** Sends what the handle has gathered, behind its earlier runs. */
+  private dispatch(handle: number, s: HandleState): void {
+    clearTimeout(s.timer);
+    s.timer = undefined;
+    if (s.length === 0) return;
+    const data = s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts, s.length);
+    const offset = s.start;
+    s.parts = [];
+    s.length = 0;
+    s.inFlight++;
+    s.tail = s.tail.then(async () => {
+      let errno: number;
+      try {
+        errno = await this.send(handle, s.path, offset, data);
+      } catch {
+        errno = EIO;
+      }
+      if (errno && !s.error) s.error = errno;
+      s.inFlight--;
+      this.markBusy(s, -1);
+      this.pendingBytes -= data.length;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+
+  private markBusy(s: HandleState, delta: number): void {
+    // +1 when a run starts gathering, -1 when it is on the local side; see write/dispatch.
+    s.busy += delta;
+    const n = (this.busyPaths.get(s.path) ?? 0) + delta;
+    if (n > 0) this.busyPaths.set(s.path, n);
+    else this.busyPaths.delete(s.path);
+  }
+
+  /**
+   * Everything the handle wrote is on the local side; resolves to the first error since the
+   * last flush (0 if none) and clears it.
+   */
+  async flush(handle: number): Promise<number> {
+    const s = this.handles.get(handle);
+    if (!s) return 0;
+    this.dispatch(handle, s);
+    await s.tail;
+    const e = s.error;
+    s.error = 0;
+    return e;
+  }
+
+  /** The handle is closed for good: flush, then forget it. */
+  async release(handle: number): Promise<number> {
+    const e = await this.flush(handle);
+    this.handles.delete(handle);
+    return e;
+  }
+
+  /** Waits until no handle has bytes in flight for `path` (errors stay with their handles). */
+  async drainPath(path: string): Promise<void> {
+    if (!this.busy(path)) return;
+    await Promise.all([...this.handles].filter(([, s]) => s.path === path).map(([h]) => this.flushKeepingError(h)));
+  }
+
+  /** Waits for every path directly in `dir` (a listing carries their sizes). */
+  async drainDir(dir: string): Promise<void> {
+    const prefix = dir === '/' ? '/' : dir + '/';
+    const inDir = (p: string) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/');
+    await Promise.all([...this.busyPaths.keys()].filter(inDir).map((p) => this.drainPath(p)));
+  }
+
+  /** Waits for every path at or under `path` (a directory renamed or removed). */
+  async drainTree(path: string): Promise<void> {
+    const prefix = path === '/' ? '/' : path + '/';
+    await Promise.all([...this.busyPaths.keys()].filter((p) => p === path || p.startsWith(prefix)).map((p) => this.drainPath(p)));
+  }
+
+  /** Waits for everything (session end). */
+  async drainAll(): Promise<void> {
+    await Promise.all([...this.handles.keys()].map((h) => this.flushKeepingError(h)));
+  }
+
+  /** A file renamed while open: its handles now write to (and are waited for under) the new name. */
+  renamed(from: string, to: string): void {
+    const prefix = from + '/';
+    for (const s of this.handles.values()) {
+      if (s.path === from) s.path = to;
+      else if (s.path.startsWith(prefix)) s.path = to + s.path.slice(from.length);
+    }
+    this.busyPaths.clear();
+    for (const s of this.handles.values()) if (s.busy > 0) this.busyPaths.set(s.path, (this.busyPaths.get(s.path) ?? 0) + s.busy);
+  }
+
+  private async flushKeepingError(handle: number): Promise<void> {
+    const s = this.handles.get(handle);
+    if (!s) return;
+    this.dispatch(handle, s);
+    await s.tail;
+  }
+}

@@ -1,0 +1,91 @@
+// Write-behind on its own, against a fake local side: runs are gathered and sent in order,
+// errors come back at flush, the pending bytes stay bounded, and draining waits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WriteBehind } from '../../src/fs/write-behind';
+
+interface Sent {
+  handle: number;
+  offset: number;
+  data: Buffer;
+}
+
+function fakeSide(opts: { failAt?: number; delayMs?: number } = {}) {
+  const sent: Sent[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const wb = new WriteBehind(
+    async (handle, _path, offset, data) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, opts.delayMs ?? 1));
+      inFlight--;
+      sent.push({ handle, offset, data });
+      return opts.failAt !== undefined && offset === opts.failAt ? 28 /* ENOSPC */ : 0;
+    },
+    1024 * 1024,
+    256 * 1024,
+  );
+  return { wb, sent, maxInFlight: () => maxInFlight };
+}
+
+test('consecutive writes are gathered into runs and a file comes out whole and in order', async () => {
+  const { wb, sent, maxInFlight } = fakeSide();
+  const file = Buffer.alloc(1_000_000);
+  for (let i = 0; i < file.length; i++) file[i] = (i * 7) & 0xff;
+  for (let at = 0; at < file.length; at += 4096) assert.equal(await wb.write(1, '/f', at, file.subarray(at, at + 4096)), 0);
+  assert.equal(await wb.flush(1), 0);
+  assert.ok(sent.length <= 5, `${sent.length} runs for 1 MB in 4 KiB writes`);
+  const out = Buffer.alloc(file.length);
+  let last = -1;
+  for (const s of sent) {
+    assert.ok(s.offset > last, 'runs go out in order');
+    last = s.offset;
+    s.data.copy(out, s.offset);
+  }
+  assert.ok(out.equals(file));
+  assert.equal(maxInFlight(), 1, 'one run in flight per handle: the local side never reorders');
+  assert.equal(wb.bytesPending, 0);
+});
+
+test('a write that is not contiguous starts a new run; overlapping writes keep their order', async () => {
+  const { wb, sent } = fakeSide();
+  await wb.write(1, '/f', 0, Buffer.from('aaaa'));
+  await wb.write(1, '/f', 2, Buffer.from('bb'));
+  await wb.flush(1);
+  const out = Buffer.alloc(4);
+  for (const s of sent) s.data.copy(out, s.offset);
+  assert.equal(out.toString(), 'aabb');
+  assert.equal(sent.length, 2);
+});
+
+test('an error met behind the command comes back at flush (close), once', async () => {
+  const { wb } = fakeSide({ failAt: 0 });
+  assert.equal(await wb.write(3, '/f', 0, Buffer.from('x')), 0, 'accepted at once');
+  assert.equal(await wb.flush(3), 28);
+  assert.equal(await wb.flush(3), 0);
+});
+
+test('a transport failure is EIO; the pending bytes stay under the bound', async () => {
+  const wb = new WriteBehind(async () => {
+    throw new Error('link down');
+  }, 64 * 1024, 16 * 1024);
+  for (let i = 0; i < 20; i++) {
+    await wb.write(1, '/g', i * 8192, Buffer.alloc(8192));
+    assert.ok(wb.bytesPending <= 64 * 1024);
+  }
+  assert.equal(await wb.release(1), 5 /* EIO */);
+});
+
+test('busy and drain: a path has writes on the way until they are on the local side', async () => {
+  const { wb } = fakeSide({ delayMs: 20 });
+  await wb.write(1, '/d/f', 0, Buffer.from('hello'));
+  assert.ok(wb.busy('/d/f'));
+  await wb.drainDir('/d');
+  assert.ok(!wb.busy('/d/f'));
+  await wb.write(1, '/d/f', 5, Buffer.from('!'));
+  wb.renamed('/d', '/e');
+  await wb.drainTree('/e');
+  assert.ok(!wb.busy('/e/f') && !wb.busy('/d/f'));
+  assert.equal(wb.bytesPending, 0);
+});
