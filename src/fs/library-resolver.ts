@@ -1,0 +1,355 @@
+// The shared libraries a program will load, found the way glibc's ld.so finds them, so the
+// local file server can send them before the remote loader asks for each in turn. For each
+// DT_NEEDED name of each object, breadth first as ld.so loads them:
+//   a name with a slash is opened as is; otherwise the DT_RPATH of the object and of the
+//   objects that loaded it up to the executable (only while the object has no DT_RUNPATH),
+//   LD_LIBRARY_PATH, the object's DT_RUNPATH, /etc/ld.so.cache, then the system dirs (the
+//   last two skipped for DF_1_NODEFLIB objects).
+// A name already loaded (by path, requested name or soname), or a file already loaded under
+// another name (same dev:ino), is not loaded again. Candidates of the wrong class/machine
+// are passed over, as the loader does.
+import * as path from 'node:path';
+import { DF_1_NODEFLIB, EM_386, EM_AARCH64, EM_ARM, EM_X86_64, ElfDeps, ElfError } from './elf';
+import { readElfDepsCached } from './elf-deps-cache';
+import { LD_SO_CACHE_PATH, cacheFlagsFor, loadLdSoCache, lookupLdSoCache } from './ld-so-cache';
+import { SymlinkHop, walkSymlinks } from './symlink-walk';
+
+export interface ResolveOptions {
+  /** The command's environment: LD_LIBRARY_PATH is taken from it. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The command's working directory, for relative search dirs; without it they are skipped. */
+  cwd?: string;
+  /** Setuid-like (AT_SECURE) start: the loader then ignores LD_LIBRARY_PATH. */
+  secure?: boolean;
+  ldSoCachePath?: string;
+  /** glibc-hwcaps subdirectories the CPU supports, best first (e.g. x86-64-v3, x86-64-v2). */
+  hwcapsSubdirs?: readonly string[];
+  /** Overrides of what the loader's build and the kernel decide. */
+  systemDirs?: readonly string[];
+  lib?: string;
+  platform?: string;
+  maxObjects?: number;
+  maxDepth?: number;
+}
+
+export interface PrefetchFile {
+  /** The path string the loader opens. */
+  path: string;
+  role: 'interp' | 'library';
+  /** The DT_NEEDED name that brought it in (null for the interpreter). */
+  neededAs: string | null;
+  /** Path of the object whose DT_NEEDED it is (null for the interpreter). */
+  neededBy: string | null;
+  /** Symlinks the kernel follows opening `path`, in order, for readlink answers. */
+  links: SymlinkHop[];
+  realPath: string | null;
+  /** Set when the file was already loaded under another path: the loader opens and drops it. */
+  sameAs?: string;
+}
+
+export interface LibraryClosure {
+  interp: string | null;
+  /** The interpreter first, then libraries in load order. */
+  files: PrefetchFile[];
+  /** Just the paths of `files`, in the same order. */
+  prefetchPaths: string[];
+  /** Names the loader will not find (it fails on them at run time). */
+  missing: { name: string; neededBy: string }[];
+  /** Candidate paths tried and found absent: the loader's negative lookups. */
+  probes: string[];
+  /** True when maxObjects/maxDepth cut the walk short. */
+  truncated: boolean;
+}
+
+export type ResolveError = ElfError | { code: 'INVALID_PATH' | 'OPEN_FAILED'; message: string; cause?: unknown };
+export type ResolveResult = { ok: true; value: LibraryClosure } | { ok: false; error: ResolveError };
+
+export const DEFAULT_MAX_OBJECTS = 1024;
+export const DEFAULT_MAX_DEPTH = 64;
+
+/** Debian's multiarch triplet for an ABI: its ld.so searches /lib/<triplet>, /usr/lib/<triplet>. */
+export function multiarchTriplet(elf: Pick<ElfDeps, 'elfClass' | 'machine' | 'flags' | 'endian'>): string | null {
+  switch (elf.machine) {
+    case EM_X86_64:
+      return elf.elfClass === 64 ? 'x86_64-linux-gnu' : 'x86_64-linux-gnux32';
+    case EM_386:
+      return 'i386-linux-gnu';
+    case EM_AARCH64:
+      return elf.elfClass === 64 ? 'aarch64-linux-gnu' : null;
+    case EM_ARM:
+      return elf.flags & 0x400 ? 'arm-linux-gnueabihf' : 'arm-linux-gnueabi';
+    case 21: // EM_PPC64
+      return elf.endian === 'little' ? 'powerpc64le-linux-gnu' : 'powerpc64-linux-gnu';
+    case 22: // EM_S390
+      return elf.elfClass === 64 ? 's390x-linux-gnu' : null;
+    case 243: // EM_RISCV
+      return elf.elfClass === 64 ? 'riscv64-linux-gnu' : null;
+    default:
+      return null;
+  }
+}
+
+/** The system search path of Debian 12's glibc for this ABI (what `ld.so --help` lists). */
+export function systemDirsFor(elf: Pick<ElfDeps, 'elfClass' | 'machine' | 'flags' | 'endian'>): string[] {
+  const t = multiarchTriplet(elf);
+  return t ? [`/lib/${t}/`, `/usr/lib/${t}/`, '/lib/', '/usr/lib/'] : ['/lib/', '/usr/lib/'];
+}
+
+/** $LIB as Debian's glibc expands it (its libdir under /usr), by ABI. */
+export function dstLibFor(elf: Pick<ElfDeps, 'elfClass' | 'machine' | 'flags' | 'endian'>): string {
+  const t = multiarchTriplet(elf);
+  return t ? `lib/${t}` : 'lib';
+}
+
+/** $PLATFORM: the kernel's AT_PLATFORM for a process of this ABI. */
+export function dstPlatformFor(elf: Pick<ElfDeps, 'elfClass' | 'machine'>): string {
+  switch (elf.machine) {
+    case EM_X86_64:
+      return 'x86_64';
+    case EM_386:
+      return 'i686';
+    case EM_AARCH64:
+      return 'aarch64';
+    default:
+      return '';
+  }
+}
+
+const DST = /\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))/g;
+
+/** Expand $ORIGIN/$LIB/$PLATFORM (and ${...}); null when $ORIGIN is needed but unknown. */
+export function expandDst(s: string, values: { origin: string | null; lib: string; platform: string }): string | null {
+  let unknown = false;
+  const out = s.replace(DST, (_m, braced: string | undefined, bare: string | undefined) => {
+    const name = braced ?? bare;
+    if (name === 'ORIGIN') {
+      if (values.origin === null) unknown = true;
+      return values.origin ?? '';
+    }
+    return name === 'LIB' ? values.lib : values.platform;
+  });
+  return unknown ? null : out;
+}
+
+interface LoadedObject {
+  path: string;
+  deps: ElfDeps;
+  loader: LoadedObject | null;
+  depth: number;
+  /** Directory for $ORIGIN. */
+  origin: string | null;
+}
+
+interface Walk {
+  opts: ResolveOptions;
+  main: LoadedObject;
+  lib: string;
+  platform: string;
+  cwd: string | null;
+  probes: string[];
+  probed: Set<string>;
+}
+
+/** Split a search path into directory prefixes ending in "/", as the loader builds them. */
+function searchDirs(list: string, seps: RegExp, origin: string | null, w: Walk): string[] {
+  const dirs: string[] = [];
+  for (const raw of list.split(seps)) {
+    let d = expandDst(raw, { origin, lib: w.lib, platform: w.platform });
+    if (d === null) continue;
+    if (d === '') d = '.'; // an empty element is the current directory
+    if (!d.startsWith('/')) {
+      if (w.cwd === null) continue;
+      d = `${w.cwd.replace(/\/+$/, '')}/${d}`;
+    }
+    d = d.length > 1 ? d.replace(/\/+$/, '') : d;
+    const withSlash = d === '/' ? '/' : `${d}/`;
+    if (!dirs.includes(withSlash)) dirs.push(withSlash);
+  }
+  return dirs;
+}
+
+type Candidate = { kind: 'found'; path: string; fileId: string; deps: ElfDeps } | { kind: 'absent' } | { kind: 'unusable' };
+
+/** Open a candidate as the loader would: absent, unusable (wrong ABI, not ELF), or found. */
+async function tryCandidate(p: string, w: Walk): Promise<Candidate> {
+  const r = await readElfDepsCached(p);
+  if (!r.ok) {
+    if (r.error.errno === 'ENOENT' || r.error.errno === 'ENOTDIR') {
+      if (!w.probed.has(p)) {
+        w.probed.add(p);
+        w.probes.push(p);
+      }
+      return { kind: 'absent' };
+    }
+    return { kind: 'unusable' };
+  }
+  const res = r.value.result;
+  if (!res.ok) return { kind: 'unusable' };
+  const m = w.main.deps;
+  const d = res.value;
+  if (d.elfClass !== m.elfClass || d.endian !== m.endian || d.machine !== m.machine) return { kind: 'unusable' };
+  return { kind: 'found', path: p, fileId: r.value.fileId, deps: d };
+}
+
+async function searchIn(dirs: string[], name: string, w: Walk): Promise<Candidate & { kind: 'found' } | null> {
+  const subdirs = w.opts.hwcapsSubdirs ?? [];
+  for (const dir of dirs) {
+    for (const sub of subdirs) {
+      const c = await tryCandidate(`${dir}glibc-hwcaps/${sub}/${name}`, w);
+      if (c.kind === 'found') return c;
+    }
+    const c = await tryCandidate(`${dir}${name}`, w);
+    if (c.kind === 'found') return c;
+  }
+  return null;
+}
+
+/** Where the loader finds DT_NEEDED `name` of object `o`, or null. */
+async function findLibrary(name: string, o: LoadedObject, w: Walk): Promise<(Candidate & { kind: 'found' }) | null> {
+  const dstValues = { origin: o.origin, lib: w.lib, platform: w.platform };
+  if (name.includes('/')) {
+    let p = expandDst(name, dstValues);
+    if (p === null) return null;
+    if (!p.startsWith('/')) {
+      if (w.cwd === null) return null;
+      p = `${w.cwd.replace(/\/+$/, '')}/${p}`;
+    }
+    const c = await tryCandidate(p, w);
+    return c.kind === 'found' ? c : null;
+  }
+
+  if (o.deps.runpath === null) {
+    let didMain = false;
+    for (let l: LoadedObject | null = o; l; l = l.loader) {
+      if (l.deps.rpath === null || l.deps.runpath !== null) continue;
+      const hit = await searchIn(searchDirs(l.deps.rpath, /:/, l.origin, w), name, w);
+      if (hit) return hit;
+      if (l === w.main) didMain = true;
+    }
+    const m = w.main;
+    if (!didMain && m.deps.rpath !== null && m.deps.runpath === null) {
+      const hit = await searchIn(searchDirs(m.deps.rpath, /:/, m.origin, w), name, w);
+      if (hit) return hit;
+    }
+  }
+
+  const llp = w.opts.env?.LD_LIBRARY_PATH;
+  if (llp !== undefined && llp !== '' && !w.opts.secure) {
+    const hit = await searchIn(searchDirs(llp, /[:;]/, w.main.origin, w), name, w);
+    if (hit) return hit;
+  }
+
+  if (o.deps.runpath !== null) {
+    const hit = await searchIn(searchDirs(o.deps.runpath, /:/, o.origin, w), name, w);
+    if (hit) return hit;
+  }
+
+  if (o.deps.flags1 & DF_1_NODEFLIB) return null;
+
+  const cache = await loadLdSoCache(w.opts.ldSoCachePath ?? LD_SO_CACHE_PATH);
+  if (cache.ok) {
+    const p = lookupLdSoCache(cache.value, name, cacheFlagsFor(w.main.deps), w.opts.hwcapsSubdirs ?? []);
+    if (p !== null) {
+      const c = await tryCandidate(p, w);
+      if (c.kind === 'found') return c;
+    }
+  }
+
+  const sys = w.opts.systemDirs ? searchDirs(w.opts.systemDirs.join(':'), /:/, null, w) : systemDirsFor(w.main.deps);
+  return searchIn(sys, name, w);
+}
+
+/**
+ * The interpreter and shared libraries ld.so will open to start the ELF program or library
+ * at absolute path `objectPath`, in load order. `deps` may be passed if already parsed.
+ */
+export async function resolveLibraryClosure(objectPath: string, opts: ResolveOptions = {}, deps?: ElfDeps): Promise<ResolveResult> {
+  if (!path.isAbsolute(objectPath)) {
+    return { ok: false, error: { code: 'INVALID_PATH', message: `${objectPath} is not an absolute path` } };
+  }
+  const mainWalk = await walkSymlinks(objectPath);
+  let mainFileId: string | null = null;
+  if (!deps) {
+    const r = await readElfDepsCached(objectPath);
+    if (!r.ok) return { ok: false, error: { code: 'OPEN_FAILED', message: r.error.message, cause: r.error.cause } };
+    if (!r.value.result.ok) return { ok: false, error: r.value.result.error };
+    deps = r.value.result.value;
+    mainFileId = r.value.fileId;
+  }
+  // The executable's $ORIGIN comes from /proc/self/exe (symlinks resolved); a library's from
+  // the path it was opened by.
+  const mainOrigin = mainWalk.realPath ? path.dirname(mainWalk.realPath) : path.dirname(objectPath);
+  const main: LoadedObject = { path: objectPath, deps, loader: null, depth: 0, origin: mainOrigin };
+  const w: Walk = {
+    opts,
+    main,
+    lib: opts.lib ?? dstLibFor(deps),
+    platform: opts.platform ?? dstPlatformFor(deps),
+    cwd: opts.cwd && path.isAbsolute(opts.cwd) ? opts.cwd : null,
+    probes: [],
+    probed: new Set(),
+  };
+  const maxObjects = opts.maxObjects ?? DEFAULT_MAX_OBJECTS;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+
+  const byName = new Map<string, LoadedObject>();
+  const byFile = new Map<string, LoadedObject>();
+  const remember = (o: LoadedObject, fileId: string | null, ...names: (string | null)[]) => {
+    for (const n of names) if (n !== null && !byName.has(n)) byName.set(n, o);
+    if (fileId !== null && !byFile.has(fileId)) byFile.set(fileId, o);
+  };
+  remember(main, mainFileId, objectPath, deps.soname);
+
+  const files: PrefetchFile[] = [];
+  const addFile = async (f: Omit<PrefetchFile, 'links' | 'realPath'>) => {
+    const walk = await walkSymlinks(f.path);
+    files.push({ ...f, links: walk.links, realPath: walk.realPath });
+  };
+
+  let interp: string | null = deps.interp;
+  if (interp !== null) {
+    if (!interp.startsWith('/')) interp = w.cwd ? path.join(w.cwd, interp) : null;
+  }
+  if (interp !== null) {
+    await addFile({ path: interp, role: 'interp', neededAs: null, neededBy: null });
+    // ld.so is loaded already: DT_NEEDED entries naming it (libc's) match its soname.
+    const r = await readElfDepsCached(interp);
+    const parsed = r.ok && r.value.result.ok ? r.value.result.value : null;
+    const ldso: LoadedObject = { path: interp, deps: parsed ?? deps, loader: null, depth: 0, origin: path.dirname(interp) };
+    remember(ldso, r.ok ? r.value.fileId : null, interp, parsed?.soname ?? null);
+  }
+
+  const missing: LibraryClosure['missing'] = [];
+  let truncated = false;
+  let loadedCount = 0;
+  const queue: LoadedObject[] = [main];
+  for (let qi = 0; qi < queue.length; qi++) {
+    const o = queue[qi]!;
+    for (const name of o.deps.needed) {
+      if (byName.has(name)) continue;
+      if (loadedCount >= maxObjects) {
+        truncated = true;
+        break;
+      }
+      const hit = await findLibrary(name, o, w);
+      if (!hit) {
+        missing.push({ name, neededBy: o.path });
+        continue;
+      }
+      const same = byFile.get(hit.fileId) ?? byName.get(hit.path);
+      if (same) {
+        remember(same, null, name);
+        await addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path, sameAs: same.path });
+        continue;
+      }
+      const lib: LoadedObject = { path: hit.path, deps: hit.deps, loader: o, depth: o.depth + 1, origin: path.dirname(hit.path) };
+      remember(lib, hit.fileId, name, hit.path, hit.deps.soname);
+      loadedCount++;
+      await addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path });
+      if (lib.depth < maxDepth) queue.push(lib);
+      else if (lib.deps.needed.length > 0) truncated = true;
+    }
+  }
+
+  return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, truncated } };
+}
