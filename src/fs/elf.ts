@@ -245,7 +245,7 @@ async function parse(r: BoundedReader): Promise<ElfDeps> {
   const flags = eh.u32(is64 ? 48 : 36);
   const phentsize = eh.u16(is64 ? 54 : 42);
   const phnum = eh.u16(is64 ? 56 : 44);
-  const minPhent = is64 ? 56 : 32;
+  const phdrSize = is64 ? 56 : 32;
 
   const base = {
     elfClass: (is64 ? 64 : 32) as 32 | 64,
@@ -258,7 +258,8 @@ async function parse(r: BoundedReader): Promise<ElfDeps> {
   const empty: ElfDeps = { ...base, interp: null, needed: [], rpath: null, runpath: null, soname: null, flags1: 0, dynamic: false };
   if (phnum === 0) return empty;
   if (phnum > ELF_LIMITS.maxProgramHeaders) fail('UNSUPPORTED', `e_phnum ${phnum} (extended numbering) is not supported`);
-  if (phentsize < minPhent) fail('MALFORMED', `e_phentsize ${phentsize} is smaller than a program header (${minPhent})`);
+  // The loader insists on the exact size; so do we, which also bounds the table to 3.6 MB.
+  if (phentsize !== phdrSize) fail('MALFORMED', `e_phentsize ${phentsize} is not the size of a program header (${phdrSize})`);
   if (phoff === 0) fail('MALFORMED', 'program headers announced at offset 0');
 
   const table = await r.bytes(phoff, phentsize * phnum, 'program header table');
