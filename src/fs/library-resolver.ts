@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { DF_1_NODEFLIB, EM_386, EM_AARCH64, EM_ARM, EM_X86_64, ElfDeps, ElfError } from './elf';
 import { readElfDepsCached } from './elf-deps-cache';
 import { LD_SO_CACHE_PATH, cacheFlagsFor, loadLdSoCache, lookupLdSoCache } from './ld-so-cache';
-import { SymlinkHop, walkSymlinks } from './symlink-walk';
+import { LinkMemo, SymlinkHop, walkSymlinks } from './symlink-walk';
 
 export interface ResolveOptions {
   /** The command's environment: LD_LIBRARY_PATH is taken from it. */
@@ -300,10 +300,10 @@ export async function resolveLibraryClosure(objectPath: string, opts: ResolveOpt
   };
   remember(main, mainFileId, objectPath, deps.soname);
 
-  const files: PrefetchFile[] = [];
-  const addFile = async (f: Omit<PrefetchFile, 'links' | 'realPath'>) => {
-    const walk = await walkSymlinks(f.path);
-    files.push({ ...f, links: walk.links, realPath: walk.realPath });
+  // Symlink walks do not change the resolution: run them together at the end.
+  const pending: Omit<PrefetchFile, 'links' | 'realPath'>[] = [];
+  const addFile = (f: Omit<PrefetchFile, 'links' | 'realPath'>) => {
+    pending.push(f);
   };
 
   let interp: string | null = deps.interp;
@@ -311,7 +311,7 @@ export async function resolveLibraryClosure(objectPath: string, opts: ResolveOpt
     if (!interp.startsWith('/')) interp = w.cwd ? path.join(w.cwd, interp) : null;
   }
   if (interp !== null) {
-    await addFile({ path: interp, role: 'interp', neededAs: null, neededBy: null });
+    addFile({ path: interp, role: 'interp', neededAs: null, neededBy: null });
     // ld.so is loaded already: DT_NEEDED entries naming it (libc's) match its soname.
     const r = await readElfDepsCached(interp);
     const parsed = r.ok && r.value.result.ok ? r.value.result.value : null;
@@ -339,17 +339,20 @@ export async function resolveLibraryClosure(objectPath: string, opts: ResolveOpt
       const same = byFile.get(hit.fileId) ?? byName.get(hit.path);
       if (same) {
         remember(same, null, name);
-        await addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path, sameAs: same.path });
+        addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path, sameAs: same.path });
         continue;
       }
       const lib: LoadedObject = { path: hit.path, deps: hit.deps, loader: o, depth: o.depth + 1, origin: path.dirname(hit.path) };
       remember(lib, hit.fileId, name, hit.path, hit.deps.soname);
       loadedCount++;
-      await addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path });
+      addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path });
       if (lib.depth < maxDepth) queue.push(lib);
       else if (lib.deps.needed.length > 0) truncated = true;
     }
   }
 
+  const memo: LinkMemo = new Map();
+  const walks = await Promise.all(pending.map((f) => walkSymlinks(f.path, memo)));
+  const files: PrefetchFile[] = pending.map((f, i) => ({ ...f, links: walks[i]!.links, realPath: walks[i]!.realPath }));
   return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, truncated } };
 }

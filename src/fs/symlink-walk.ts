@@ -23,8 +23,32 @@ export interface SymlinkWalk {
 /** Linux's limit on symlinks followed in one lookup. */
 export const MAX_SYMLINKS = 40;
 
-/** Walk absolute path `p` component by component with lstat/readlink. */
-export async function walkSymlinks(p: string): Promise<SymlinkWalk> {
+/** What one lstat (+ readlink) found; shared between walks through a LinkMemo. */
+interface NodeInfo {
+  kind: 'link' | 'dir' | 'other';
+  target: string | null;
+  error: string | null;
+}
+
+/** Per-walk-batch memo of path -> node: walks of many files under /lib share the lstat of /lib. */
+export type LinkMemo = Map<string, Promise<NodeInfo>>;
+
+async function inspect(p: string): Promise<NodeInfo> {
+  try {
+    const st = await fsp.lstat(p);
+    if (!st.isSymbolicLink()) return { kind: st.isDirectory() ? 'dir' : 'other', target: null, error: null };
+    return { kind: 'link', target: await fsp.readlink(p), error: null };
+  } catch (err) {
+    return { kind: 'other', target: null, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
+  }
+}
+
+/**
+ * Walk absolute path `p` component by component with lstat/readlink. Pass the same `memo`
+ * to walks done together (one resolution) so shared prefixes are looked at once; do not keep
+ * it longer, since the file system changes.
+ */
+export async function walkSymlinks(p: string, memo: LinkMemo = new Map()): Promise<SymlinkWalk> {
   const links: SymlinkHop[] = [];
   if (!path.isAbsolute(p)) return { links, realPath: null, error: 'EINVAL' };
   // Components still to visit, first one last (so pop() takes the next).
@@ -38,25 +62,20 @@ export async function walkSymlinks(p: string): Promise<SymlinkWalk> {
       continue;
     }
     const next = cur === '/' ? `/${comp}` : `${cur}/${comp}`;
-    let isLink: boolean;
-    try {
-      const st = await fsp.lstat(next);
-      isLink = st.isSymbolicLink();
-      if (!isLink && !st.isDirectory() && todo.length > 0) return { links, realPath: null, error: 'ENOTDIR' };
-    } catch (err) {
-      return { links, realPath: null, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
+    let node = memo.get(next);
+    if (!node) {
+      node = inspect(next);
+      memo.set(next, node);
     }
-    if (!isLink) {
+    const info = await node;
+    if (info.error !== null) return { links, realPath: null, error: info.error };
+    if (info.kind !== 'link') {
+      if (info.kind !== 'dir' && todo.length > 0) return { links, realPath: null, error: 'ENOTDIR' };
       cur = next;
       continue;
     }
     if (links.length >= MAX_SYMLINKS) return { links, realPath: null, error: 'ELOOP' };
-    let target: string;
-    try {
-      target = await fsp.readlink(next);
-    } catch (err) {
-      return { links, realPath: null, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
-    }
+    const target = info.target!;
     links.push({ path: next, target });
     if (target.startsWith('/')) cur = '/';
     const parts = target.split('/').filter((c) => c !== '');
