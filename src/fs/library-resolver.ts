@@ -8,6 +8,7 @@
 // A name already loaded (by path, requested name or soname), or a file already loaded under
 // another name (same dev:ino), is not loaded again. Candidates of the wrong class/machine
 // are passed over, as the loader does.
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { DF_1_NODEFLIB, EM_386, EM_AARCH64, EM_ARM, EM_X86_64, ElfDeps, ElfError } from './elf';
 import { readElfDepsCached } from './elf-deps-cache';
@@ -22,8 +23,14 @@ export interface ResolveOptions {
   /** Setuid-like (AT_SECURE) start: the loader then ignores LD_LIBRARY_PATH. */
   secure?: boolean;
   ldSoCachePath?: string;
-  /** glibc-hwcaps subdirectories the CPU supports, best first (e.g. x86-64-v3, x86-64-v2). */
+  /**
+   * glibc-hwcaps subdirectories the CPU that runs the program supports, best first (e.g.
+   * x86-64-v3, x86-64-v2): they choose among ld.so.cache entries and, unless searchSubdirs
+   * is given, are tried as <dir>/glibc-hwcaps/<name>/ before each search dir.
+   */
   hwcapsSubdirs?: readonly string[];
+  /** Subdirectories tried, in order, in each search dir before the dir itself (see glibcSearchSubdirs). */
+  searchSubdirs?: readonly string[];
   /** Overrides of what the loader's build and the kernel decide. */
   systemDirs?: readonly string[];
   lib?: string;
@@ -55,13 +62,15 @@ export interface LibraryClosure {
   prefetchPaths: string[];
   /** Names the loader will not find (it fails on them at run time). */
   missing: { name: string; neededBy: string }[];
-  /** Candidate paths tried and found absent: the loader's negative lookups. */
+  /** Candidate paths tried and found absent: the loader's negative lookups, in its order. */
   probes: string[];
+  /** Search directories found missing (the loader stats each once, then skips it). */
+  absentDirs: string[];
   /** True when maxObjects/maxDepth cut the walk short. */
   truncated: boolean;
 }
 
-export type ResolveError = ElfError | { code: 'INVALID_PATH' | 'OPEN_FAILED'; message: string; cause?: unknown };
+export type ResolveError = ElfError | { code: 'INVALID_PATH' | 'OPEN_FAILED' | 'INTERNAL'; message: string; cause?: unknown };
 export type ResolveResult = { ok: true; value: LibraryClosure } | { ok: false; error: ResolveError };
 
 export const DEFAULT_MAX_OBJECTS = 1024;
@@ -115,6 +124,25 @@ export function dstPlatformFor(elf: Pick<ElfDeps, 'elfClass' | 'machine'>): stri
   }
 }
 
+/**
+ * The subdirectories glibc 2.36 (Debian 12) tries inside every search dir, in its order:
+ * the glibc-hwcaps ones, then the legacy ones made of "tls", the platform and the legacy
+ * hwcap names (every ordered subset, largest first, with and then without "tls"). Which
+ * names apply depends on the CPU that runs the program: `ld.so --help` there lists them.
+ */
+export function glibcSearchSubdirs(opts: { hwcaps: readonly string[]; platform?: string | null; legacyHwcaps?: readonly string[]; tls?: boolean }): string[] {
+  const out = opts.hwcaps.map((h) => `glibc-hwcaps/${h}`);
+  const parts = [...(opts.platform ? [opts.platform] : []), ...(opts.legacyHwcaps ?? [])].slice(0, 8);
+  const n = parts.length;
+  const combos: string[] = [];
+  for (let mask = (1 << n) - 1; mask >= 0; mask--) {
+    combos.push(parts.filter((_p, i) => mask & (1 << (n - 1 - i))).join('/'));
+  }
+  const withTls = opts.tls === false ? [] : combos.map((c) => (c ? `tls/${c}` : 'tls'));
+  for (const c of [...withTls, ...combos]) if (c !== '' && !out.includes(c)) out.push(c);
+  return out;
+}
+
 const DST = /\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))/g;
 
 /** Expand $ORIGIN/$LIB/$PLATFORM (and ${...}); null when $ORIGIN is needed but unknown. */
@@ -148,6 +176,8 @@ interface Walk {
   cwd: string | null;
   probes: string[];
   probed: Set<string>;
+  /** Search dirs (with subdir) known to exist or not: the loader skips missing ones after one miss. */
+  dirExists: Map<string, boolean>;
 }
 
 /** Split a search path into directory prefixes ending in "/", as the loader builds them. */
@@ -191,17 +221,26 @@ async function tryCandidate(p: string, w: Walk): Promise<Candidate> {
   return { kind: 'found', path: p, fileId: r.value.fileId, deps: d };
 }
 
-async function searchIn(dirs: string[], name: string, w: Walk): Promise<Candidate & { kind: 'found' } | null> {
-  const subdirs = w.opts.hwcapsSubdirs ?? [];
+async function searchIn(dirs: string[], name: string, w: Walk): Promise<(Candidate & { kind: 'found' }) | null> {
+  const subdirs = w.opts.searchSubdirs ?? (w.opts.hwcapsSubdirs ?? []).map((h) => `glibc-hwcaps/${h}`);
   for (const dir of dirs) {
-    for (const sub of subdirs) {
-      const c = await tryCandidate(`${dir}glibc-hwcaps/${sub}/${name}`, w);
+    for (const where of [...subdirs.map((sub) => `${dir}${sub}/`), dir]) {
+      if (w.dirExists.get(where) === false) continue;
+      const c = await tryCandidate(`${where}${name}`, w);
       if (c.kind === 'found') return c;
+      // Like ld.so: after a miss, look whether the directory is there at all, once.
+      if (!w.dirExists.has(where)) w.dirExists.set(where, await isDirectory(where));
     }
-    const c = await tryCandidate(`${dir}${name}`, w);
-    if (c.kind === 'found') return c;
   }
   return null;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Where the loader finds DT_NEEDED `name` of object `o`, or null. */
@@ -264,6 +303,15 @@ async function findLibrary(name: string, o: LoadedObject, w: Walk): Promise<(Can
  * at absolute path `objectPath`, in load order. `deps` may be passed if already parsed.
  */
 export async function resolveLibraryClosure(objectPath: string, opts: ResolveOptions = {}, deps?: ElfDeps): Promise<ResolveResult> {
+  try {
+    return await resolve(objectPath, opts, deps);
+  } catch (err) {
+    // Prefetching is an optimisation: a bug here must not take the file server down.
+    return { ok: false, error: { code: 'INTERNAL', message: `library resolution of ${objectPath} failed: ${String(err)}`, cause: err } };
+  }
+}
+
+async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps): Promise<ResolveResult> {
   if (!path.isAbsolute(objectPath)) {
     return { ok: false, error: { code: 'INVALID_PATH', message: `${objectPath} is not an absolute path` } };
   }
@@ -288,6 +336,7 @@ export async function resolveLibraryClosure(objectPath: string, opts: ResolveOpt
     cwd: opts.cwd && path.isAbsolute(opts.cwd) ? opts.cwd : null,
     probes: [],
     probed: new Set(),
+    dirExists: new Map(),
   };
   const maxObjects = opts.maxObjects ?? DEFAULT_MAX_OBJECTS;
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -354,5 +403,5 @@ export async function resolveLibraryClosure(objectPath: string, opts: ResolveOpt
   const memo: LinkMemo = new Map();
   const walks = await Promise.all(pending.map((f) => walkSymlinks(f.path, memo)));
   const files: PrefetchFile[] = pending.map((f, i) => ({ ...f, links: walks[i]!.links, realPath: walks[i]!.realPath }));
-  return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, truncated } };
+  return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, absentDirs: [...w.dirExists].filter(([, e]) => !e).map(([d]) => d), truncated } };
 }

@@ -1,11 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { readElfDepsFromFile } from '../../src/fs/elf';
-import { LibraryClosure, ResolveOptions, expandDst, resolveLibraryClosure, systemDirsFor } from '../../src/fs/library-resolver';
+import { LibraryClosure, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/library-resolver';
 import { walkSymlinks } from '../../src/fs/symlink-walk';
 import { buildElf } from './elf-builder';
 
@@ -288,4 +288,41 @@ test('a file loaded again under another name is opened but not walked again', as
   assert.deepEqual(libs[0]!.links, [{ path: `${dir}/alt/libalias.so`, target: '../deep/libbypath.so' }]);
   assert.equal(libs[1]!.path, `${dir}/deep/libbypath.so`);
   assert.equal(libs[1]!.sameAs, `${dir}/alt/libalias.so`);
+});
+
+/** This machine's loader's own account of the subdirectories it searches (`ld.so --help`). */
+function loaderSubdirs(): { hwcaps: string[]; platform: string | null; legacy: string[]; tls: boolean } {
+  const help = execFileSync('/lib64/ld-linux-x86-64.so.2', ['--help'], { encoding: 'utf8' });
+  const section = (title: string) => (help.split(title)[1] ?? '').split('\n\n')[0]!.split('\n').slice(1);
+  const searched = (lines: string[]) => lines.filter((l) => /searched\)/.test(l)).map((l) => l.trim());
+  const hwcaps = searched(section('Subdirectories of glibc-hwcaps directories')).map((l) => l.split(' ')[0]!);
+  const legacyLines = searched(section('Legacy HWCAP subdirectories'));
+  const platform = legacyLines.find((l) => l.includes('AT_PLATFORM'))?.split(' ')[0] ?? null;
+  const tls = legacyLines.some((l) => l.startsWith('tls '));
+  const legacy = legacyLines.filter((l) => !l.includes('AT_PLATFORM') && !l.startsWith('tls ')).map((l) => l.split(' ')[0]!);
+  return { hwcaps, platform, legacy, tls };
+}
+
+test("the negative probes are the loader's own tries, in order (LD_DEBUG=libs as oracle)", async () => {
+  const sub = loaderSubdirs();
+  const searchSubdirs = glibcSearchSubdirs({ hwcaps: sub.hwcaps, platform: sub.platform, legacyHwcaps: sub.legacy, tls: sub.tls });
+  const opts = { env: {}, hwcapsSubdirs: sub.hwcaps, searchSubdirs };
+  const traced = (exe: string) => {
+    const run = spawnSync(exe, [], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LD_DEBUG: 'libs' } });
+    // The loader tries a few paths twice (legacy subdirs repeat); probes list each once.
+    return { status: run.status, tried: [...new Set([...run.stderr.matchAll(/trying file=(\S+)/g)].map((m) => m[1]!))] };
+  };
+  // A program that starts: every absent file it tried, and nothing else, is a probe.
+  const good = traced(path.join(dir, 'exe_rpath'));
+  assert.equal(good.status, 0);
+  const c = closure(await resolveLibraryClosure(path.join(dir, 'exe_rpath'), opts));
+  const absentTried = good.tried.filter((p) => !existsSync(p));
+  assert.ok(absentTried.length > 4);
+  assert.deepEqual(c.probes, absentTried);
+  assert.ok(c.absentDirs.includes(`${dir}/lib/tls/`));
+  // A program missing a library: the loader stops at it; up to there the tries agree.
+  const bad = traced(path.join(dir, 'exe_gone'));
+  assert.equal(bad.status, 127);
+  const g = closure(await resolveLibraryClosure(path.join(dir, 'exe_gone'), opts));
+  assert.deepEqual(g.probes.slice(0, bad.tried.length), bad.tried);
 });
