@@ -23,6 +23,8 @@ export interface ResolveOptions {
   /** Setuid-like (AT_SECURE) start: the loader then ignores LD_LIBRARY_PATH. */
   secure?: boolean;
   ldSoCachePath?: string;
+  /** Libraries every program loads first (after LD_PRELOAD); missing file = none. */
+  ldSoPreloadPath?: string;
   /**
    * glibc-hwcaps subdirectories the CPU that runs the program supports, best first (e.g.
    * x86-64-v3, x86-64-v2): they choose among ld.so.cache entries and, unless searchSubdirs
@@ -298,6 +300,30 @@ async function findLibrary(name: string, o: LoadedObject, w: Walk): Promise<(Can
   return searchIn(sys, name, w);
 }
 
+/** `neededBy` of libraries from LD_PRELOAD or /etc/ld.so.preload. */
+export const PRELOAD = '(preload)';
+export const LD_SO_PRELOAD_PATH = '/etc/ld.so.preload';
+
+/** LD_PRELOAD (ignored in secure mode), then /etc/ld.so.preload: the loader's order. */
+async function preloadNames(opts: ResolveOptions): Promise<string[]> {
+  const names: string[] = [];
+  const env = opts.env?.LD_PRELOAD;
+  if (env && !opts.secure) names.push(...env.split(/[ :]+/).filter((n) => n !== ''));
+  try {
+    const fh = await fsp.open(opts.ldSoPreloadPath ?? LD_SO_PRELOAD_PATH, 'r');
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      names.push(...buf.toString('utf8', 0, bytesRead).split(/[\s:]+/).filter((n) => n !== ''));
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  } catch {
+    // No preload file: the usual case.
+  }
+  return names.slice(0, 256);
+}
+
 /**
  * The interpreter and shared libraries ld.so will open to start the ELF program or library
  * at absolute path `objectPath`, in load order. `deps` may be passed if already parsed.
@@ -372,9 +398,13 @@ async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps)
   let truncated = false;
   let loadedCount = 0;
   const queue: LoadedObject[] = [main];
+  // Preloaded libraries are loaded by the executable before its DT_NEEDED; a missing one is
+  // skipped with a warning by ld.so, not fatal.
+  const preloads = await preloadNames(opts);
+  const needsOf = (o: LoadedObject, qi: number) => (qi === 0 ? [...preloads.map((n) => ({ name: n, preload: true })), ...o.deps.needed.map((n) => ({ name: n, preload: false }))] : o.deps.needed.map((n) => ({ name: n, preload: false })));
   for (let qi = 0; qi < queue.length; qi++) {
     const o = queue[qi]!;
-    for (const name of o.deps.needed) {
+    for (const { name, preload } of needsOf(o, qi)) {
       if (byName.has(name)) continue;
       if (loadedCount >= maxObjects) {
         truncated = true;
@@ -382,7 +412,7 @@ async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps)
       }
       const hit = await findLibrary(name, o, w);
       if (!hit) {
-        missing.push({ name, neededBy: o.path });
+        missing.push({ name, neededBy: preload ? PRELOAD : o.path });
         continue;
       }
       const same = byFile.get(hit.fileId) ?? byName.get(hit.path);
@@ -394,7 +424,7 @@ async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps)
       const lib: LoadedObject = { path: hit.path, deps: hit.deps, loader: o, depth: o.depth + 1, origin: path.dirname(hit.path) };
       remember(lib, hit.fileId, name, hit.path, hit.deps.soname);
       loadedCount++;
-      addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: o.path });
+      addFile({ path: hit.path, role: 'library', neededAs: name, neededBy: preload ? PRELOAD : o.path });
       if (lib.depth < maxDepth) queue.push(lib);
       else if (lib.deps.needed.length > 0) truncated = true;
     }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync,
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { readElfDepsFromFile } from '../../src/fs/elf';
-import { LibraryClosure, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/library-resolver';
+import { LibraryClosure, PRELOAD, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/library-resolver';
 import { walkSymlinks } from '../../src/fs/symlink-walk';
 import { buildElf } from './elf-builder';
 
@@ -23,6 +23,12 @@ function ldd(file: string, env: Record<string, string> = {}): LddView {
   for (const raw of out.split('\n')) {
     const l = raw.trim();
     if (l === '' || l.startsWith('linux-vdso')) continue;
+    // A preload that cannot be found is reported and skipped: "ERROR: ld.so: object 'x' ...".
+    const skipped = l.match(/^ERROR: ld\.so: object '([^']+)' .* cannot be preloaded/);
+    if (skipped) {
+      view.libs.push({ name: skipped[1]!, path: null });
+      continue;
+    }
     const m = l.match(/^(\S+) => (?:not found|(\S+) \(0x[0-9a-f]+\))$/);
     if (m) {
       view.libs.push({ name: m[1]!, path: m[2] ?? null });
@@ -325,4 +331,22 @@ test("the negative probes are the loader's own tries, in order (LD_DEBUG=libs as
   assert.equal(bad.status, 127);
   const g = closure(await resolveLibraryClosure(path.join(dir, 'exe_gone'), opts));
   assert.deepEqual(g.probes.slice(0, bad.tried.length), bad.tried);
+});
+
+test('LD_PRELOAD libraries load first, then /etc/ld.so.preload ones, before DT_NEEDED', async () => {
+  const env = { LD_PRELOAD: `${dir}/deep/libb.so libnot-there-outrun.so` };
+  const c = await checkAgainstLdd('exe_rpath', { env, ldSoPreloadPath: path.join(dir, 'no-preload-file') });
+  const libs = c.files.filter((f) => f.role === 'library');
+  assert.deepEqual(libs[0], { ...libs[0], path: `${dir}/deep/libb.so`, neededBy: PRELOAD });
+  assert.equal(libs[1]!.neededAs, 'libdemo.so');
+  assert.deepEqual(c.missing, [{ name: 'libnot-there-outrun.so', neededBy: PRELOAD }]);
+  const preloadFile = path.join(dir, 'ld.so.preload');
+  writeFileSync(preloadFile, `${dir}/alt/libdemo.so\n`);
+  const f = closure(await resolveLibraryClosure(path.join(dir, 'exe_rpath'), { env: { LD_PRELOAD: `${dir}/deep/libb.so` }, ldSoPreloadPath: preloadFile }));
+  const order = f.files.filter((x) => x.role === 'library').map((x) => x.path);
+  // alt/libdemo.so (soname libdemo.so) is loaded by the preload: DT_NEEDED libdemo.so reuses it.
+  assert.deepEqual(order.slice(0, 2), [`${dir}/deep/libb.so`, `${dir}/alt/libdemo.so`]);
+  assert.ok(!order.includes(`${dir}/lib/libdemo.so`));
+  const secure = closure(await resolveLibraryClosure(path.join(dir, 'exe_rpath'), { env, secure: true, ldSoPreloadPath: preloadFile }));
+  assert.ok(!secure.files.some((x) => x.path === `${dir}/deep/libb.so`));
 });
