@@ -71,9 +71,10 @@ function fail(code: LdCacheErrorCode, message: string): never {
 
 function cString(buf: Buffer, at: number, what: string): string {
   if (!Number.isSafeInteger(at) || at < 0 || at >= buf.length) fail('MALFORMED', `${what} string offset ${at} outside the file`);
-  const end = buf.indexOf(0, at);
-  if (end < 0 || end - at > MAX_STRING) fail('MALFORMED', `${what} string at ${at} is unterminated or too long`);
-  return buf.toString('utf8', at, end);
+  // Look for the NUL only as far as a string may go: no scan of the whole file per entry.
+  const len = buf.subarray(at, at + MAX_STRING + 1).indexOf(0);
+  if (len < 0) fail('MALFORMED', `${what} string at ${at} is unterminated or too long`);
+  return buf.toString('utf8', at, at + len);
 }
 
 /** Parse the bytes of an ld.so.cache file. */

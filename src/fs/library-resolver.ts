@@ -401,10 +401,13 @@ async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps)
   // Preloaded libraries are loaded by the executable before its DT_NEEDED; a missing one is
   // skipped with a warning by ld.so, not fatal.
   const preloads = await preloadNames(opts);
-  const needsOf = (o: LoadedObject, qi: number) => (qi === 0 ? [...preloads.map((n) => ({ name: n, preload: true })), ...o.deps.needed.map((n) => ({ name: n, preload: false }))] : o.deps.needed.map((n) => ({ name: n, preload: false })));
+  const needsOf = (o: LoadedObject): { name: string; preload: boolean }[] => {
+    const needed = o.deps.needed.map((name) => ({ name, preload: false }));
+    return o === main ? [...preloads.map((name) => ({ name, preload: true })), ...needed] : needed;
+  };
   for (let qi = 0; qi < queue.length; qi++) {
     const o = queue[qi]!;
-    for (const { name, preload } of needsOf(o, qi)) {
+    for (const { name, preload } of needsOf(o)) {
       if (byName.has(name)) continue;
       if (loadedCount >= maxObjects) {
         truncated = true;
@@ -433,5 +436,6 @@ async function resolve(objectPath: string, opts: ResolveOptions, deps?: ElfDeps)
   const memo: LinkMemo = new Map();
   const walks = await Promise.all(pending.map((f) => walkSymlinks(f.path, memo)));
   const files: PrefetchFile[] = pending.map((f, i) => ({ ...f, links: walks[i]!.links, realPath: walks[i]!.realPath }));
-  return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, absentDirs: [...w.dirExists].filter(([, e]) => !e).map(([d]) => d), truncated } };
+  const absentDirs = [...w.dirExists].filter(([, exists]) => !exists).map(([d]) => d);
+  return { ok: true, value: { interp, files, prefetchPaths: files.map((f) => f.path), missing, probes: w.probes, absentDirs, truncated } };
 }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { ElfResult, ReadAt, parseElfDeps, parseElfDepsFromBuffer, readElfDepsFromFile } from '../../src/fs/elf';
 import { buildElf, prng } from './elf-builder';
 
@@ -187,4 +189,25 @@ test('random mutations of real and synthetic headers never throw and read a boun
   }
   // Some mutations land in unused bytes and must still parse.
   assert.ok(parsedOk > 0);
+});
+
+test('files on disk: far sections are read by offset, bad offsets are TRUNCATED', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'outrun-elf-'));
+  try {
+    const far = path.join(dir, 'far.so');
+    writeFileSync(far, buildElf({ needed: ['libfar.so.1'], soname: 'libme.so', pad: 300_000 }).buf);
+    const d = ok(await readElfDepsFromFile(far));
+    assert.deepEqual(d.needed, ['libfar.so.1']);
+    assert.equal(d.soname, 'libme.so');
+    const bad = buildElf({ needed: ['x'] }).buf;
+    bad.writeBigUInt64LE(1n << 40n, 32);
+    const badFile = path.join(dir, 'bad.so');
+    writeFileSync(badFile, bad);
+    const r = await readElfDepsFromFile(badFile);
+    assert.equal(!r.ok && r.error.code, 'TRUNCATED');
+    const r2 = await readElfDepsFromFile(dir);
+    assert.equal(r2.ok, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

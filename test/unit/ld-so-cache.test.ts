@@ -230,6 +230,17 @@ test('wrong magic, truncation, bad endianness marker and mutations are error val
     }
   }
   assert.ok(okCount < 2000);
+  // Strings without terminators across a large table are refused (and not scanned to the end each time).
+  const noNul = Buffer.alloc(48 + 40000 * 24, 0x41);
+  noNul.write('glibc-ld.so.cache1.1', 0, 'latin1');
+  noNul.writeUInt32LE(40000, 20);
+  noNul[28] = 2;
+  noNul.writeUInt32LE(0, 32);
+  for (let i = 0; i < 40000; i++) {
+    noNul.writeUInt32LE(48 + i * 24 + 4, 48 + i * 24 + 4);
+  }
+  const nn = parseLdSoCache(noNul);
+  assert.equal(!nn.ok && nn.error.code, 'MALFORMED');
   // A count claiming billions of entries is refused without allocating them.
   const huge = Buffer.from(good);
   huge.writeUInt32LE(0xffffffff, 20);
