@@ -71,6 +71,9 @@ export const ELF_LIMITS = {
   maxProgramHeaders: 0xfffe,
 } as const;
 
+/** No single read asked of `read` exceeds this (the largest legal program header table is 3.6 MB). */
+const MAX_SINGLE_READ = 4 * 1024 * 1024;
+
 /** Bytes read from the start of a file in one go: headers of nearly all programs fit. */
 export const ELF_HEAD_BYTES = 64 * 1024;
 
@@ -95,6 +98,7 @@ class BoundedReader {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       fail('MALFORMED', `${what}: offset ${offset} or size ${length} out of range`);
     }
+    if (length > MAX_SINGLE_READ) fail('MALFORMED', `${what}: ${length} bytes is more than any real header needs`);
     if (length === 0) return Buffer.alloc(0);
     if (this.head === null) this.head = await this.call(0, this.headBytes);
     if (offset + length <= this.head.length) return this.head.subarray(offset, offset + length);

@@ -8,6 +8,10 @@
 // A name already loaded (by path, requested name or soname), or a file already loaded under
 // another name (same dev:ino), is not loaded again. Candidates of the wrong class/machine
 // are passed over, as the loader does.
+// Not modelled: legacy-hwcap (non glibc-hwcaps) ld.so.cache entries are passed over; secure
+// mode only drops LD_LIBRARY_PATH/LD_PRELOAD (not its DST and directory rules); dlopen()ed
+// libraries are not predicted. Which glibc-hwcaps/legacy subdirs apply depends on the CPU that
+// runs the program (the remote's): the caller passes them (hwcapsSubdirs, searchSubdirs).
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { DF_1_NODEFLIB, EM_386, EM_AARCH64, EM_ARM, EM_X86_64, ElfDeps, ElfError } from './elf';
