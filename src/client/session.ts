@@ -87,7 +87,9 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   const { conn, log } = opts;
   const sessionDir = `/run/outrun/s-${randomBytes(8).toString('hex')}`;
   const token = randomBytes(32).toString('hex');
-  const files = new LocalFileServer();
+  // The command's environment decides where its libraries come from (LD_LIBRARY_PATH).
+  const commandEnv = Object.fromEntries(opts.spec.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const files = new LocalFileServer(undefined, commandEnv);
   // Modes from the remote are already masked by the command's umask (see local-server.ts).
   const savedUmask = process.umask(0);
 

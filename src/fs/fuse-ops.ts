@@ -154,7 +154,13 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   };
 
   function track(handle: number, path: string, data?: Buffer, wholeFile = false, blob?: FileHandle): void {
-    const fetch = blob ? (offset: number, size: number) => readAt(blob, offset, size) : fetchRange(handle);
+    // A file known whole is read from its bytes even after the window budget dropped the
+    // window (files opened from the content cache have no handle on the local side at all).
+    const fetch: (offset: number, size: number) => Promise<Buffer> = blob
+      ? (offset, size) => readAt(blob, offset, size)
+      : wholeFile && data
+        ? (offset, size) => Promise.resolve(data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length)))
+        : fetchRange(handle);
     const ra = new FileReadAhead(fetch, budget);
     if (data && data.length > 0) ra.seed(data, wholeFile);
     else if (wholeFile) ra.seed(Buffer.alloc(0), true);
@@ -283,12 +289,41 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     });
   }
 
+  /** What the local side sent along with an open (see prefetch.ts): into every cache. */
+  function takePrefetched(items: { path?: Uint8Array | null; attr?: CachedAttr | null; missing?: boolean | null; linkTarget?: Uint8Array | null; data?: Uint8Array | null }[]): void {
+    for (const it of items) {
+      const p = bytes(it.path).toString('utf8');
+      if (!p.startsWith('/')) continue;
+      counters.inc('prefetch.received');
+      const keep = persists(p);
+      if (it.missing) {
+        cache.setMissing(p);
+        if (keep) persist!.recordAttr(p, undefined);
+        continue;
+      }
+      if (!it.attr) continue;
+      cache.set(p, it.attr);
+      if (keep) persist!.recordAttr(p, it.attr);
+      if (it.linkTarget?.length) {
+        const target = bytes(it.linkTarget).toString('utf8');
+        links.set(p, { target, ino: it.attr.ino ?? 0, ctime: timespecToMs(it.attr.ctime) });
+        if (keep) persist!.recordLink(p, it.attr, target);
+      }
+      if (it.data && it.data.length === Number(it.attr.size ?? -1)) {
+        const data = bytes(it.data);
+        contents.remember(p, it.attr, data);
+        if (keep) void persist!.recordContent(p, it.attr, data).catch(() => undefined);
+      }
+    }
+  }
+
   /**
    * Opens through the local side. A read-only open of a file in the cached trees fetches
    * the whole file (once: later sessions open it from the persistent cache's blob).
    */
   function openRpc(path: string, flags: number, cb: Cb): void {
     call('open', fs.Open({ path: wirePath(path), flags }), cb, (r) => {
+      if (r.prefetched.length > 0) takePrefetched(r.prefetched);
       if (r.attr) cache.set(path, r.attr);
       if (flags & FS.O_TRUNC) changed(path);
       if (r.wholeFile) contents.remember(path, r.attr, bytes(r.data));

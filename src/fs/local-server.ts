@@ -11,6 +11,8 @@ import { attrFromStats } from './attr';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
 import { checkLinkTarget, checkWirePath } from './wire-path';
 import type { FsHandler, FsMethodName } from '../wire/services';
+import type { pb } from '../wire/schema';
+import { isElf, prefetchLibraries } from './prefetch';
 
 export interface LocalServerLimits {
   /** Most files open at once for the session (a hostile peer cannot exhaust descriptors). */
@@ -82,7 +84,11 @@ export class LocalFileServer {
   private nextHandle = 1;
   private closed = false;
 
-  constructor(private readonly limits: LocalServerLimits = DEFAULT_LIMITS) {}
+  constructor(
+    private readonly limits: LocalServerLimits = DEFAULT_LIMITS,
+    /** The command's environment, for resolving the libraries an opened program will load (LD_LIBRARY_PATH); undefined: no prefetch. */
+    private readonly prefetchEnv?: Readonly<Record<string, string | undefined>>,
+  ) {}
 
   get openFileCount(): number {
     return this.files.size;
@@ -206,11 +212,17 @@ export class LocalFileServer {
         return this.openFile(p, flags, undefined, async (fh, st, attr) => {
           // A small regular file comes back whole with its open: no read round trip.
           const readable = (flags & O_ACCMODE) !== FS.O_WRONLY;
+          let reply: { attr: typeof attr; data?: Buffer; wholeFile?: boolean; prefetched?: pb.Prefetched.$Properties[] } = { attr };
           if (readable && st.isFile() && st.size <= BigInt(INLINE_MAX)) {
             const data = await readFully(fh, Buffer.allocUnsafe(INLINE_MAX + 1), 0);
-            if (data.length <= INLINE_MAX) return { attr, data, wholeFile: true };
+            if (data.length <= INLINE_MAX) reply = { attr, data, wholeFile: true };
           }
-          return { attr };
+          // An ELF program or library: the libraries it will load come along.
+          if (readable && this.prefetchEnv && st.isFile() && (flags & O_ACCMODE) === FS.O_RDONLY) {
+            const head = reply.data ?? (await readFully(fh, Buffer.alloc(4), 0));
+            if (isElf(head)) reply.prefetched = await prefetchLibraries(p.toString('utf8'), this.prefetchEnv);
+          }
+          return reply;
         });
       }),
 

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -151,4 +152,22 @@ test('--no-cache keeps nothing and still runs; a bad --cache-paths is a usage er
   const bad = await withOptions(['--cache-paths', 'usr'], ['true']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^outrun: .*absolute path/m);
+});
+
+test('a program with ~200 libraries runs cold (empty store) and warm, byte for byte as locally', { timeout: 180_000 }, async () => {
+  // Cold, every library is fetched whole into the store, far past the agent's 128 MiB of
+  // read-ahead windows: files opened from memory must stay readable after their window is
+  // dropped (a short read there is SIGBUS for a program that mmaps its libraries).
+  const dir = tree();
+  try {
+    const local = spawnSync('ffmpeg', ['-hide_banner', '-version'], { encoding: 'utf8' });
+    assert.equal(local.status, 0);
+    for (const run of ['cold', 'warm']) {
+      const r = await cached(dir, ['ffmpeg', '-hide_banner', '-version']);
+      assert.equal(r.status, 0, `${run}: ${r.stderr}`);
+      assert.equal(r.stdout.toString(), local.stdout, run);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

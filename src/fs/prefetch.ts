@@ -1,0 +1,75 @@
+// The local side's guess at what the remote will ask for next, sent in the reply to an open
+// so that it costs no round trip: when an ELF program or library is opened, the libraries
+// the dynamic loader will load (resolved as the local ld.so would: RPATH, LD_LIBRARY_PATH,
+// RUNPATH, ld.so.cache, default directories; see library-resolver.ts), the symlinks and
+// directories on the way to them, and the paths it will probe in vain. Contents come whole up
+// to a budget per reply; what does not fit comes the usual way when it is opened.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { attrFromStats } from './attr';
+import { resolveLibraryClosure } from './library-resolver';
+import type { pb } from '../wire/schema';
+
+/** Bytes of file contents sent along with one open. */
+export const PREFETCH_DATA_BUDGET = 16 * 1024 * 1024;
+/** Largest single file sent along (the agent keeps whole files of up to 8 MiB in memory). */
+const MAX_PREFETCH_FILE = 8 * 1024 * 1024;
+const MAX_PROBES = 256;
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+export const isElf = (head: Buffer) => head.length >= 4 && head.subarray(0, 4).equals(ELF_MAGIC);
+
+export async function prefetchLibraries(opened: string, env: Readonly<Record<string, string | undefined>>): Promise<pb.Prefetched.$Properties[]> {
+  const closure = await resolveLibraryClosure(opened, { env }).catch(() => undefined);
+  if (!closure?.ok) return [];
+  const out: pb.Prefetched.$Properties[] = [];
+  const seen = new Set<string>([opened]);
+  let budget = PREFETCH_DATA_BUDGET;
+  const stat = async (p: string) => fsp.lstat(p, { bigint: true }).catch(() => undefined);
+
+  const dirs = async (p: string) => {
+    for (let d = path.dirname(p); d !== '/' && !seen.has(d); d = path.dirname(d)) {
+      seen.add(d);
+      const st = await stat(d);
+      if (st) out.push({ path: Buffer.from(d), attr: attrFromStats(st) });
+    }
+  };
+
+  for (const f of closure.value.files) {
+    if (f.sameAs) continue;
+    for (const hop of f.links) {
+      if (seen.has(hop.path)) continue;
+      seen.add(hop.path);
+      await dirs(hop.path);
+      const st = await stat(hop.path);
+      if (st?.isSymbolicLink()) out.push({ path: Buffer.from(hop.path), attr: attrFromStats(st), linkTarget: Buffer.from(hop.target) });
+    }
+    const real = f.realPath ?? f.path;
+    if (seen.has(real)) continue;
+    seen.add(real);
+    await dirs(real);
+    const st = await stat(real);
+    if (!st?.isFile()) continue;
+    const entry: pb.Prefetched.$Properties = { path: Buffer.from(real), attr: attrFromStats(st) };
+    const size = Number(st.size);
+    if (size <= MAX_PREFETCH_FILE && size <= budget) {
+      const data = await fsp.readFile(real).catch(() => undefined);
+      // Sent only if it is still the file we stat'ed (same size); else its attributes alone.
+      if (data && data.length === size) {
+        entry.data = data;
+        budget -= size;
+      }
+    }
+    out.push(entry);
+  }
+  for (const probe of closure.value.probes.slice(0, MAX_PROBES)) {
+    if (seen.has(probe)) continue;
+    seen.add(probe);
+    const absent = await fsp.lstat(probe).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+    );
+    if (absent) out.push({ path: Buffer.from(probe), missing: true });
+  }
+  return out;
+}
