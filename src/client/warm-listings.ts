@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { LocalFileServer } from '../fs/local-server';
-import type { pb } from '../wire/schema';
+import { pb } from '../wire/schema';
 
 const MAX_WARM_DIR_BYTES = 16 * 1024;
 
@@ -24,7 +24,7 @@ export async function warmListings(files: LocalFileServer, dirs: (string | undef
       const st = await fsp.lstat(dir).catch(() => undefined);
       if (!st?.isDirectory() || st.size > MAX_WARM_DIR_BYTES) return undefined;
       const path = Buffer.from(dir);
-      const r = await files.handlers.Readdir({ path } as Parameters<LocalFileServer['handlers']['Readdir']>[0]);
+      const r = await files.handlers.Readdir(pb.ReaddirRequest.create({ path }));
       if (!('entries' in r) || r.errno !== 0) return undefined;
       return { path, dirAttr: r.dirAttr, entries: r.entries };
     }),

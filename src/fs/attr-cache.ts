@@ -38,6 +38,21 @@ export class AttrCache {
     return names.has(path.slice(slash + 1)) ? 'present' : 'absent';
   }
 
+  /** A full listing of `dir` with every entry's attributes, while all of it is fresh. */
+  listing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
+    const set = this.listings.get(dir);
+    if (!set) return undefined;
+    const names = [...set];
+    const attrs: CachedAttr[] = [];
+    const prefix = dir === '/' ? '/' : dir + '/';
+    for (const n of names) {
+      const a = this.attrs.get(prefix + n);
+      if (!a) return undefined;
+      attrs.push(a);
+    }
+    return { names, attrs };
+  }
+
   get(path: string): CachedAttr | 'missing' | undefined {
     const a = this.attrs.get(path);
     if (a) return a;

@@ -61,6 +61,8 @@ const parentOf = (path: string): string | undefined => {
   const slash = path.lastIndexOf('/');
   return slash <= 0 ? '/' : path.slice(0, slash);
 };
+/** Entries of subdirectories asked for along with a directory the kernel reads. */
+const NESTED_LISTING_ENTRIES = 4096;
 /** Directories up to this size (about 400 entries on ext4) are listed whole on a miss. */
 const MAX_LISTED_DIR_SIZE = 16 * 1024;
 
@@ -376,6 +378,62 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     );
   }
 
+  /** A full listing with every entry's attributes, from the persistent cache or a recent one. */
+  function knownListing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
+    const kept = persists(dir) ? persist!.listing(dir) : undefined;
+    if (kept) {
+      counters.inc('persist.listing-hit');
+      return kept;
+    }
+    const recent = cache.listing(dir);
+    if (recent) counters.inc('attr.listing-hit');
+    return recent;
+  }
+
+  const isDir = (a: CachedAttr) => ((a.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR;
+
+  /** The listings of `dir` and, depth first, its subdirectories (see ReaddirRequest.nested_entries). */
+  function takeNested(nested: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[]): void {
+    for (const l of nested) {
+      const dir = bytes(l.path).toString('utf8');
+      if (!dir.startsWith('/')) continue;
+      if (l.dirAttr) cache.set(dir, l.dirAttr);
+      fillFromListing(dir, l.entries ?? [], l.dirAttr);
+    }
+    counters.inc('readdir.nested', nested.length);
+  }
+
+  /** Subtree listings in flight, by the directory they start at. */
+  const subtreeListing = new Map<string, Promise<void>>();
+  function listSubtree(dir: string): Promise<void> {
+    let p = subtreeListing.get(dir);
+    if (!p) {
+      counters.inc('readdir.subtree');
+      p = fs.Readdir({ path: wirePath(dir), nestedEntries: NESTED_LISTING_ENTRIES }).then(
+        (r) => {
+          if (r.errno !== 0) return;
+          fillFromListing(dir, r.entries, r.dirAttr);
+          takeNested(r.nested);
+        },
+        () => undefined,
+      );
+      subtreeListing.set(dir, p);
+      void p.finally(() => subtreeListing.delete(dir));
+    }
+    return p;
+  }
+
+  function readdirRpc(path: string, dirStat: FuseStat, cb: Cb): void {
+    // A program reading a directory mostly walks on into its subdirectories: have them
+    // listed along (see ReaddirRequest.nested_entries).
+    call('readdir', fs.Readdir({ path: wirePath(path), nestedEntries: NESTED_LISTING_ENTRIES }), cb, (r) => {
+      takeNested(r.nested);
+      const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr)];
+      const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
+      cb(0, names, stats);
+    });
+  }
+
   /** Release once the handle's writes are on the local side. */
   function releaseNow(path: string, fd: number, cb: Cb): void {
     const f = open.get(fd);
@@ -435,16 +493,22 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       // The kernel lists what we list: "." and ".." are ours to add. Their inode number
       // only has to be non-zero (readdir(3) hides entries with inode 0); stat gives the real one.
       const dirStat = toFuseStat({ mode: FS.S_IFDIR | 0o755, ino: 1 });
-      const kept = persists(path) ? persist!.listing(path) : undefined;
-      if (kept) {
-        counters.inc('persist.listing-hit');
-        return cb(0, ['.', '..', ...kept.names], [dirStat, dirStat, ...kept.attrs.map(toFuseStat)]);
+      const known = knownListing(path);
+      if (known) {
+        // A walk goes on into the subdirectories: have them listed while it reads this one.
+        if (known.attrs.some((a, i) => isDir(a) && !knownListing(join(path, known.names[i]!)))) void listSubtree(path);
+        return cb(0, ['.', '..', ...known.names], [dirStat, dirStat, ...known.attrs.map(toFuseStat)]);
       }
-      call('readdir', fs.Readdir({ path: wirePath(path) }), cb, (r) => {
-        const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr)];
-        const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
-        cb(0, names, stats);
-      });
+      // A listing of a directory above may be on its way with this one in it.
+      const pending = [...subtreeListing].find(([dir]) => path.startsWith(dir === '/' ? '/' : dir + '/'))?.[1];
+      if (pending) {
+        return void pending.then(() => {
+          const again = knownListing(path);
+          if (again) return cb(0, ['.', '..', ...again.names], [dirStat, dirStat, ...again.attrs.map(toFuseStat)]);
+          readdirRpc(path, dirStat, cb);
+        });
+      }
+      readdirRpc(path, dirStat, cb);
     },
 
     readlink(path: string, cb: Cb) {

@@ -69,7 +69,7 @@ export const sessionMethods = {
 
 export const fileSystemMethods = {
   Getattr: fsm('Getattr', pb.PathRequest, pb.AttrReply),
-  Readdir: fsm('Readdir', pb.PathRequest, pb.ReaddirReply),
+  Readdir: fsm('Readdir', pb.ReaddirRequest, pb.ReaddirReply),
   Readlink: fsm('Readlink', pb.PathRequest, pb.ReadlinkReply),
   Access: fsm('Access', pb.AccessRequest, pb.Errno),
   Statfs: fsm('Statfs', pb.PathRequest, pb.StatfsReply),

@@ -23,6 +23,7 @@ function rq<T>(cls: Codec<T>, props: object): T {
   return cls.decode(cls.encode(props).finish());
 }
 const P = (p: string | Buffer) => rq(pb.PathRequest, { path: Buffer.isBuffer(p) ? p : Buffer.from(p) });
+const D = (p: string | Buffer, nestedEntries = 0) => rq(pb.ReaddirRequest, { path: Buffer.isBuffer(p) ? p : Buffer.from(p), nestedEntries });
 
 let root: string;
 const at = (...parts: string[]) => path.join(root, ...parts);
@@ -140,7 +141,7 @@ describe('Readdir', () => {
     const odd = Buffer.from([0x6f, 0xff, 0xfe, 0x0a, 0x80]); // "o", invalid UTF-8, newline
     fs.writeFileSync(Buffer.concat([Buffer.from(d + '/'), odd]), 'xy');
 
-    const r = await srv.handlers.Readdir(P(d));
+    const r = await srv.handlers.Readdir(D(d));
     assert.equal(r.errno, 0);
     const entries = r.entries!;
     assert.equal(entries.length, 4);
@@ -170,13 +171,13 @@ describe('Readdir', () => {
 
   test('an empty directory has no entries (no . or ..)', async () => {
     fs.mkdirSync(at('readdir-empty'));
-    const r = await srv.handlers.Readdir(P(at('readdir-empty')));
+    const r = await srv.handlers.Readdir(D(at('readdir-empty')));
     assert.equal(r.errno, 0);
     assert.deepEqual(r.entries, []);
   });
 
   test('the root directory lists its entries with attributes', async () => {
-    const r = await srv.handlers.Readdir(P('/'));
+    const r = await srv.handlers.Readdir(D('/'));
     assert.equal(r.errno, 0);
     const tmp = r.entries!.find((e) => Buffer.from(e.name!).toString() === 'tmp');
     assert.ok(tmp, '/tmp is listed');
@@ -185,10 +186,10 @@ describe('Readdir', () => {
   });
 
   test('errors: missing is ENOENT, a file is ENOTDIR, a bad path is EINVAL', async () => {
-    assert.equal((await srv.handlers.Readdir(P(at('readdir-missing')))).errno, E.ENOENT);
+    assert.equal((await srv.handlers.Readdir(D(at('readdir-missing')))).errno, E.ENOENT);
     fs.writeFileSync(at('readdir-file'), '');
-    assert.equal((await srv.handlers.Readdir(P(at('readdir-file')))).errno, E.ENOTDIR);
-    assert.equal((await srv.handlers.Readdir(P('readdir'))).errno, E.EINVAL);
+    assert.equal((await srv.handlers.Readdir(D(at('readdir-file')))).errno, E.ENOTDIR);
+    assert.equal((await srv.handlers.Readdir(D('readdir'))).errno, E.EINVAL);
   });
 });
 
@@ -756,5 +757,28 @@ describe('closeAll', () => {
     assert.equal(fs.existsSync(at('closeall-3')), false);
     // path operations still work
     assert.equal((await srv.handlers.Getattr(P(f))).errno, 0);
+  });
+});
+
+describe('Readdir with nested listings', () => {
+  test('subdirectories come along depth first, in listing order, within the entry budget', async () => {
+    const srv = new LocalFileServer();
+    const top = at('nested');
+    for (const d of ['a/a1/a11', 'a/a2', 'b/b1', 'c']) fs.mkdirSync(path.join(top, d), { recursive: true });
+    fs.writeFileSync(path.join(top, 'a/a1/a11/f'), 'x');
+    const order = (dir: string): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => [path.join(dir, e.name), ...order(path.join(dir, e.name))]);
+    const all = await srv.handlers.Readdir(D(top, 1000));
+    assert.equal(all.errno, 0);
+    const nested = (all as { nested: { path: Uint8Array; entries: { name: Uint8Array }[]; dirAttr: unknown }[] }).nested;
+    assert.deepEqual(nested.map((l) => Buffer.from(l.path).toString()), order(top), 'depth first, as find walks');
+    const a11 = nested.find((l) => Buffer.from(l.path).toString().endsWith('a11'))!;
+    assert.deepEqual(a11.entries.map((e) => Buffer.from(e.name).toString()), ['f']);
+    assert.ok(nested.every((l) => l.dirAttr), 'each with its own attributes');
+
+    const none = await srv.handlers.Readdir(D(top));
+    assert.equal((none as { nested: unknown[] }).nested.length, 0, 'no budget, no nesting');
+    const some = await srv.handlers.Readdir(D(top, 4)); // 3 entries of its own + one directory
+    assert.equal((some as { nested: unknown[] }).nested.length, 1);
   });
 });
