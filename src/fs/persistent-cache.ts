@@ -30,6 +30,7 @@ export const MAX_ENTRIES = 200_000;
 /** Largest file kept whole. */
 export const MAX_BLOB_BYTES = 64 * 1024 * 1024;
 const LOCK_STALE_MS = 30_000;
+const USED_GRANULARITY_S = 3600;
 const LOCK_WAIT_MS = 3_000;
 
 interface Entry {
@@ -147,7 +148,9 @@ export class PersistentCache {
   // ---- lookups (entries are valid for the whole session once revalidated) -------------
 
   private use(path: string, e: Entry): Entry {
-    if (e.used !== this.now) {
+    // Recency (for the size bound) is kept to the hour: a run that only reads what the
+    // last hour's runs read changes nothing, and ends without rewriting the index.
+    if (e.used < this.now - USED_GRANULARITY_S) {
       e.used = this.now;
       this.touched.add(path);
     }
@@ -279,6 +282,7 @@ export class PersistentCache {
    * lock for long: the cache is an optimisation, and the next session learns again.
    */
   async save(): Promise<void> {
+    if (this.touched.size === 0 && this.dropped.size === 0) return;
     const lock = join(this.opts.dir, 'index.lock');
     if (!(await acquire(lock))) {
       this.opts.log?.('cache index busy; this session did not save what it learned');

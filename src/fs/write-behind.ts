@@ -1,10 +1,10 @@
 // Writes through the mount, acknowledged to the kernel at once and sent to the local side
 // behind it. FUSE 2 hands us writes of at most 128 KiB and waits for each; a round trip per
 // write made the link's latency the limit (8200 serial round trips per GiB). Here
-// consecutive writes to a handle are gathered into runs of up to 4 MiB, each handle's runs
-// go out strictly in order (one at a time, so the local side never reorders overlapping
-// writes), and the bytes accepted but not yet on the local disk are bounded: past the bound,
-// a write waits.
+// consecutive writes to a handle are gathered into runs of up to 4 MiB, up to four runs of a
+// handle travel at once (a run that overlaps an earlier one waits for it, so the local side
+// never reorders overlapping writes), and the bytes accepted but not yet on the local disk
+// are bounded: past the bound, a write waits.
 //
 // Durability and errors follow NFS's close-to-open contract: flush (every close(2)) and
 // fsync wait until all of the handle's writes are on the local side and return the first
@@ -19,6 +19,8 @@ export type SendWrite = (handle: number, path: string, offset: number, data: Buf
 
 export const RUN_BYTES = 4 * 1024 * 1024;
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/** Runs of one handle on their way at once. */
+export const RUNS_IN_FLIGHT = 4;
 /** A run that stops growing goes out after this long, so no write lingers in the agent. */
 const IDLE_MS = 20;
 
@@ -27,8 +29,10 @@ interface HandleState {
   parts: Buffer[];
   start: number;
   length: number;
-  /** The chain of this handle's runs: each starts when the one before has finished. */
+  /** Settles when every run dispatched so far has finished. */
   tail: Promise<void>;
+  /** The last runs dispatched (their completions), for the in-flight bound. */
+  recent: Promise<void>[];
   inFlight: number;
   /** First error met by a run since the last flush (positive errno). */
   error: number;
@@ -43,6 +47,8 @@ export class WriteBehind {
   private readonly busyPaths = new Map<string, number>();
   private pendingBytes = 0;
   private readonly waiters: (() => void)[] = [];
+  /** Runs dispatched and not yet finished, per file, in the order they were dispatched. */
+  private readonly runsByPath = new Map<string, { start: number; end: number; done: Promise<void> }[]>();
 
   constructor(
     private readonly send: SendWrite,
@@ -66,7 +72,7 @@ export class WriteBehind {
   async write(handle: number, path: string, offset: number, data: Buffer): Promise<number> {
     let s = this.handles.get(handle);
     if (!s) {
-      s = { path, parts: [], start: offset, length: 0, tail: Promise.resolve(), inFlight: 0, error: 0, busy: 0 };
+      s = { path, parts: [], start: offset, length: 0, tail: Promise.resolve(), recent: [], inFlight: 0, error: 0, busy: 0 };
       this.handles.set(handle, s);
     }
     if (s.error) {
@@ -94,29 +100,49 @@ export class WriteBehind {
     return 0;
   }
 
-  /** Sends what the handle has gathered, behind its earlier runs. */
+  /**
+   * Sends what the handle has gathered. Up to RUNS_IN_FLIGHT runs of a handle travel at
+   * once, but a run never starts before an earlier one (of any handle) that overlaps it on
+   * the same file has finished: the local side applies overlapping writes in the order the
+   * command made them, and disjoint ones commute.
+   */
   private dispatch(handle: number, s: HandleState): void {
     clearTimeout(s.timer);
     s.timer = undefined;
     if (s.length === 0) return;
     const data = s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts, s.length);
     const offset = s.start;
+    const end = offset + data.length;
     s.parts = [];
     s.length = 0;
     s.inFlight++;
-    s.tail = s.tail.then(async () => {
+    const path = s.path;
+    const runs = this.runsByPath.get(path) ?? [];
+    this.runsByPath.set(path, runs);
+    const before = runs.filter((r) => r.start < end && offset < r.end).map((r) => r.done);
+    if (s.recent.length >= RUNS_IN_FLIGHT) before.push(s.recent[s.recent.length - RUNS_IN_FLIGHT]!);
+    let finished!: () => void;
+    const run = { start: offset, end, done: new Promise<void>((r) => (finished = r)) };
+    runs.push(run);
+    s.recent.push(run.done);
+    if (s.recent.length > RUNS_IN_FLIGHT) s.recent.shift();
+    const task = Promise.all(before).then(async () => {
       let errno: number;
       try {
-        errno = await this.send(handle, s.path, offset, data);
+        errno = await this.send(handle, path, offset, data);
       } catch {
         errno = EIO;
       }
       if (errno && !s.error) s.error = errno;
       s.inFlight--;
+      runs.splice(runs.indexOf(run), 1);
+      if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
+      finished();
       this.waiters.splice(0).forEach((w) => w());
     });
+    s.tail = Promise.all([s.tail, task]).then(() => undefined);
   }
 
   private markBusy(s: HandleState, delta: number): void {
