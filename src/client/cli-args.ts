@@ -24,7 +24,9 @@ options:
                   may be repeated
   -J [USER@]HOST[:PORT][,...]
                   connect through these jump hosts (ProxyJump)
-  -v              verbose: log what the connection does; repeat for more (-vvv)
+  -C              compress the SSH transport (zlib), for slow links
+  -v              verbose: what the connection does and every RPC with its latency;
+                  -vv adds the agent's log, -vvv ssh2's trace
   -t              force a pseudo-terminal for the command
   -T              never allocate a pseudo-terminal
   --              end of options
@@ -99,7 +101,7 @@ function usageError(message: string): OutrunError {
 /** Options that take an argument. */
 const WITH_ARG = new Set(['p', 'l', 'i', 'F', 'o', 'J']);
 /** Options that are flags. */
-const FLAGS = new Set(['v', 't', 'T']);
+const FLAGS = new Set(['v', 't', 'T', 'C']);
 
 export function parsePort(text: string, what: string): number {
   if (!/^[0-9]+$/.test(text)) throw usageError(`bad port '${text}' in ${what}`);
@@ -213,7 +215,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       const letter = arg[j];
       if (FLAGS.has(letter)) {
         if (letter === 'v') options.verbose++;
-        else if (letter === 't') options.pty = 'force';
+        else if (letter === 'C') {
+          // As ssh -C: the same as -o Compression=yes (an earlier -o wins, first value wins).
+          if (!('compression' in options.sshOptions)) options.sshOptions.compression = 'yes';
+        } else if (letter === 't') options.pty = 'force';
         else options.pty = 'disable';
         continue;
       }

@@ -10,6 +10,21 @@ export class SessionStats {
   bytesToRemote = 0;
   bytesFromRemote = 0;
   agent: Record<string, number> = {};
+  /** The SSH connection's own socket (after compression and encryption), if it has one. */
+  private transport?: { bytesRead: number; bytesWritten: number };
+  private transportAtStart = { read: 0, written: 0 };
+
+  /**
+   * Count what the SSH transport carries from now on. ssh2 keeps its socket in a private
+   * field; through ProxyCommand or a jump host there is none, and the figure is left out.
+   */
+  watchTransport(conn: unknown): void {
+    const sock = (conn as { _sock?: { bytesRead?: unknown; bytesWritten?: unknown } })._sock;
+    if (sock && typeof sock.bytesRead === 'number' && typeof sock.bytesWritten === 'number') {
+      this.transport = sock as { bytesRead: number; bytesWritten: number };
+      this.transportAtStart = { read: sock.bytesRead, written: sock.bytesWritten };
+    }
+  }
 
   /** Count the bytes of the agent's channel, both ways. */
   watch(channel: Duplex): void {
@@ -38,7 +53,10 @@ export class SessionStats {
     return [
       `stats: ${total} RPCs${timing}`,
       `stats: RPCs by kind: ${byKind || 'none'}`,
-      `stats: bytes to the remote ${mb(this.bytesToRemote)}, from the remote ${mb(this.bytesFromRemote)} (uncompressed; no compression on the wire yet)`,
+      `stats: bytes to the remote ${mb(this.bytesToRemote)}, from the remote ${mb(this.bytesFromRemote)} (the agent's channel, before compression)` +
+        (this.transport
+          ? `; on the wire ${mb(this.transport.bytesWritten - this.transportAtStart.written)} / ${mb(this.transport.bytesRead - this.transportAtStart.read)} (every channel, after compression and encryption)`
+          : ''),
       `stats: agent: ${agent || 'no figures (the agent did not report)'}`,
     ];
   }

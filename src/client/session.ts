@@ -131,6 +131,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     );
 
     stats.watch(agentChannel);
+    stats.watchTransport(opts.conn);
     const cache = opts.cache && { ...opts.cache, key: cacheKey(opts.cache.trees) };
     agentChannel.write(encodePreamble({ token, sessionDir, cache }));
     rpc = new RpcServer(
@@ -183,7 +184,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       {
         onCall: (m, ms, errno, path) => {
           stats.finished(m);
-          if (opts.verbose >= 3) log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}${path ? ` ${JSON.stringify(path)}` : ''}`);
+          if (opts.verbose >= 1) log(`rpc ${m} ${ms.toFixed(2)} ms errno=${errno}${path ? ` ${JSON.stringify(path)}` : ''}`);
         },
       },
     );

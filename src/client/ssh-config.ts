@@ -74,6 +74,8 @@ export interface ResolvedHost {
   serverAliveCountMax: number;
   hostKeyAlias?: string;
   batchMode: boolean;
+  /** Compression (-C): zlib on the SSH transport, for slow links. */
+  compression: boolean;
   /** Agent socket path (IdentityAgent, else SSH_AUTH_SOCK); undefined: no agent. */
   identityAgent?: string;
   /** What this was resolved from, so ProxyJump hops can be resolved the same way. */
@@ -302,10 +304,11 @@ const SUPPORTED = new Set([
   'hostkeyalias',
   'batchmode',
   'identityagent',
+  'compression',
 ]);
 
 /** Keywords accepted and deliberately ignored (no warning for -o). */
-const IGNORED_QUIETLY = new Set(['addkeystoagent', 'loglevel', 'hashknownhosts', 'sendenv', 'setenv', 'compression',
+const IGNORED_QUIETLY = new Set(['addkeystoagent', 'loglevel', 'hashknownhosts', 'sendenv', 'setenv',
   'forwardagent', 'forwardx11', 'requesttty', 'controlmaster', 'controlpath', 'controlpersist', 'visualhostkey',
   'updatehostkeys', 'checkhostip', 'gssapiauthentication', 'gssapidelegatecredentials', 'ignoreunknown',
   'preferredauthentications', 'pubkeyauthentication', 'passwordauthentication', 'kbdinteractiveauthentication',
@@ -390,6 +393,7 @@ function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string): v
       break;
     case 'identitiesonly':
     case 'batchmode':
+    case 'compression':
       yesNo(value, where, keyword);
       break;
     case 'stricthostkeychecking':
@@ -713,6 +717,7 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
     serverAliveInterval: timeValue('serveraliveinterval', DEFAULT_SERVER_ALIVE_INTERVAL),
     serverAliveCountMax: Number(v.get('serveralivecountmax') ?? DEFAULT_SERVER_ALIVE_COUNT_MAX),
     batchMode: yesNo(v.get('batchmode') ?? 'no', '', 'BatchMode'),
+    compression: yesNo(v.get('compression') ?? 'no', '', 'Compression'),
     source: {
       ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
       home,

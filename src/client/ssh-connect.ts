@@ -564,7 +564,15 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
     keepaliveCountMax: resolved.serverAliveCountMax,
     hostVerifier,
     authHandler: authHandler as unknown as ConnectConfig['authHandler'],
-    ...(knownAlgos ? { algorithms: { serverHostKey: knownAlgos } } : {}),
+    ...(knownAlgos || resolved.compression
+      ? {
+          algorithms: {
+            ...(knownAlgos ? { serverHostKey: knownAlgos } : {}),
+            // -C / Compression yes, as OpenSSH: zlib after authentication, else zlib, else none.
+            ...(resolved.compression ? { compress: ['zlib@openssh.com', 'zlib', 'none'] as const } : {}),
+          },
+        }
+      : {}),
     ...(opts.verbose >= 3 ? { debug: (m: string) => log(`ssh2: ${m}`) } : {}),
   };
   if (extra.sock) config.sock = extra.sock;

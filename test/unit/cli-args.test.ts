@@ -22,6 +22,12 @@ function run(argv: string[]) {
 }
 
 describe('parseArgs', () => {
+  test('-C asks for compression as ssh does (an earlier -o Compression wins)', () => {
+    assert.equal(run(['-C', 'h', 'c']).options.sshOptions.compression, 'yes');
+    assert.equal(run(['-o', 'Compression=no', '-C', 'h', 'c']).options.sshOptions.compression, 'no');
+    assert.equal(run(['-vC', 'h', 'c']).options.verbose, 1);
+  });
+
   test('destination and command, no options', () => {
     const r = run(['host', 'ls', '-l', '/tmp']);
     assert.deepEqual(r.destination, { host: 'host' });

@@ -76,6 +76,7 @@ describe('defaults', () => {
     assert.equal(r.serverAliveInterval, 5);
     assert.equal(r.serverAliveCountMax, 3);
     assert.equal(r.batchMode, false);
+    assert.equal(r.compression, false);
     assert.equal(r.proxyJump, undefined);
     assert.equal(r.proxyCommand, undefined);
     assert.equal(r.identityAgent, undefined);
