@@ -52,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       verbose: options.verbose,
       log,
       stats: !!options.stats,
+      remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0
           ? undefined

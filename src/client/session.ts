@@ -19,7 +19,7 @@ import { agentCommand } from './runtime';
 import { shellQuote } from './shell-quote';
 import { Terminal } from './terminal';
 import { SessionStats } from './session-stats';
-import { staleProbes } from './cache-revalidate';
+import { RevalidationAhead, parseProbes, staleProbes } from './cache-revalidate';
 import { cacheKey } from './cache-key';
 import { warmListings } from './warm-listings';
 
@@ -36,6 +36,8 @@ export interface SessionOptions {
   stats?: boolean;
   /** How long the agent may take to mount before we give up. */
   mountTimeoutMs?: number;
+  /** Names the remote (host key alias or address, port), for what is remembered about it locally. */
+  remoteId?: string;
   /** The remote's persistent cache of local trees; undefined: none. */
   cache?: { trees: string[]; maxBytes: number };
 }
@@ -94,6 +96,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   const savedUmask = process.umask(0);
 
   let agentChannel: ClientChannel | undefined;
+  let commandChannel: Promise<CommandChannel> | undefined;
+  let commandStarted = false;
   let rpc: RpcServer | undefined;
   let control: ControlStream | undefined;
   const agentStderr = new TailLines();
@@ -132,7 +136,13 @@ export async function runSession(opts: SessionOptions): Promise<number> {
 
     stats.watch(agentChannel);
     stats.watchTransport(opts.conn);
+    // Channel B opens while the agent starts (see openCommandChannel).
+    commandChannel = openCommandChannel(opts, sessionDir);
+    commandChannel.catch(() => undefined);
     const cache = opts.cache && { ...opts.cache, key: cacheKey(opts.cache.trees) };
+    // What the remote's cache held last time is checked while the agent starts.
+    const ahead = cache && opts.remoteId ? new RevalidationAhead(`${opts.remoteId}\0${cache.key}`) : undefined;
+    ahead?.start();
     agentChannel.write(encodePreamble({ token, sessionDir, cache }));
     rpc = new RpcServer(
       Buffer.from(token, 'utf8'),
@@ -150,15 +160,20 @@ export async function runSession(opts: SessionOptions): Promise<number> {
             throw err;
           }
           const t0 = performance.now();
-          const staleProbeIndexes = staleProbes(req.cacheProbes);
-          if (req.cacheProbes.length > 0) {
-            log(`cache: ${req.cacheProbes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
+          // A malformed list is answered "all stale": nothing unchecked is ever served.
+          const probes = parseProbes(req.cacheProbes);
+          const staleProbeIndexes = probes instanceof Error ? [] : staleProbes(probes, ahead?.results);
+          if (probes instanceof Error) log(`cache: the agent's probes are malformed (${probes.message}); ignoring its cache`);
+          else if (probes.length > 0) {
+            setImmediate(() => ahead?.remember(probes));
+            log(`cache: ${probes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
           }
           const home = opts.spec.env.find((e) => e.startsWith('HOME='))?.slice(5);
           const warm = await warmListings(files, [opts.spec.cwd, home]);
           return {
             protocolVersion: PROTOCOL_VERSION,
             staleProbes: staleProbeIndexes,
+            cacheRejected: probes instanceof Error,
             warm,
             clientVersion: CLIENT_VERSION,
             // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
@@ -204,7 +219,9 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     log(`local tree mounted at ${root} (${elapsed()})`);
 
     // ---- channel B: the command ------------------------------------------------------
-    const status = await runCommand(opts, sessionDir);
+    const cc = await commandChannel;
+    commandStarted = true;
+    const status = await runCommand(opts, sessionDir, cc);
     log(`command ended with status ${status} (${elapsed()})`);
 
     // ---- orderly end: the agent kills what is left and unmounts ------------------------
@@ -217,6 +234,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     }
     return status;
   } finally {
+    // A command channel opened early for a session that never got to run it.
+    if (!commandStarted) void commandChannel?.then((cc) => cc.ch.close(), () => undefined);
     control?.end();
     agentChannel?.close();
     rpc?.close();
@@ -225,8 +244,20 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   }
 }
 
-/** Runs the command on its own channel and resolves with its exit status. */
-async function runCommand(opts: SessionOptions, sessionDir: string): Promise<number> {
+/** The command's channel, its helper started and waiting for the exec spec. */
+interface CommandChannel {
+  ch: ClientChannel;
+  ended: Promise<number | undefined>;
+  terminal?: Terminal;
+  ready: boolean;
+}
+
+/**
+ * Opens the command's channel and waits for its helper's READY. It needs nothing from the
+ * agent (the helper joins the session only once it has the spec), so the session opens it
+ * while the agent starts and mounts: the channel's round trips are off the critical path.
+ */
+async function openCommandChannel(opts: SessionOptions, sessionDir: string): Promise<CommandChannel> {
   const terminal = opts.pty ? new Terminal() : undefined;
   const ptyOptions: PseudoTtyOptions | false = terminal ? terminal.ptyOptions() : false;
   const ch = await execChannel(opts.conn, shellQuote([`${opts.remoteDir}/outrun-helper`, 'exec', sessionDir]), ptyOptions);
@@ -236,7 +267,6 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
     ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));
     ch.on('close', () => resolve(status));
   });
-  ch.stderr.pipe(process.stderr, { end: false });
 
   // Handshake: the helper says READY (after putting a pty in raw mode, so the spec is not
   // echoed), then reads the spec; from then on the channel carries only the command's stdio.
@@ -262,6 +292,14 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
     ch.on('data', onData);
     ch.on('close', onClose);
   });
+  return { ch, ended, terminal, ready };
+}
+
+/** Runs the command on its channel and resolves with its exit status. */
+async function runCommand(opts: SessionOptions, sessionDir: string, cc: CommandChannel): Promise<number> {
+  const { ch, ended, terminal, ready } = cc;
+  // Only now: an early channel abandoned (the mount failed) must not print the helper's complaint.
+  ch.stderr.pipe(process.stderr, { end: false });
   if (!ready) {
     const status = await ended;
     throw new OutrunError('EXEC_FAILED', 'the remote helper could not start the command', {

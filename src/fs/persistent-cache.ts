@@ -23,8 +23,11 @@ import type { CachedAttr } from './attr-cache';
 import { BlobStore } from './blob-store';
 import { CacheScope } from './cache-scope';
 import { fingerprint, sameVersion as sameAttr } from './fingerprint';
+import { decodeProbes, encodeProbes, type Probe } from './probe-list';
 
 const INDEX_FORMAT = 1;
+/** The index file: this, a u32 length, the packed probes, then the CacheIndex message. */
+const INDEX_MAGIC = Buffer.from('OUTRUN-CACHE-2\n');
 /** Most entries kept (each costs ~100 bytes in the index and a probe at session start). */
 export const MAX_ENTRIES = 200_000;
 /** Largest file kept whole. */
@@ -66,6 +69,9 @@ export class PersistentCache {
   /** Paths whose entry this session dropped: what a merge removes. */
   private readonly dropped = new Set<string>();
   private probeOrder: string[] = [];
+  private packedProbes: Buffer = Buffer.alloc(0);
+  private undecoded: Buffer = Buffer.alloc(0);
+  private loaded = false;
   readonly blobs: BlobStore;
   private readonly now = Math.floor(Date.now() / 1000);
   readonly stats = { loaded: 0, stale: 0 };
@@ -79,30 +85,47 @@ export class PersistentCache {
   }
 
   private get indexPath(): string {
-    return join(this.opts.dir, 'index.pb');
+    return join(this.opts.dir, 'index');
   }
 
-  /** Opens (creating if needed) the store and reads its index; a damaged index is an empty one. */
+  /**
+   * Opens (creating if needed) the store and reads its index file, without decoding the
+   * entries yet (see load): the probes at its head are all Session.Hello needs. A damaged
+   * index is an empty one.
+   */
   static async open(opts: PersistentCacheOptions): Promise<PersistentCache> {
     const c = new PersistentCache(opts);
     await fsp.mkdir(opts.dir, { recursive: true, mode: 0o700 });
     await fsp.chmod(opts.dir, 0o700);
     await c.blobs.init();
-    for (const [path, e] of await c.readIndex()) {
-      if (opts.scope.covers(path)) c.entries.set(path, e);
-    }
-    c.stats.loaded = c.entries.size;
+    const file = await c.readIndexFile();
+    c.packedProbes = file.packedProbes;
+    c.undecoded = file.entries;
     return c;
   }
 
-  private async readIndex(): Promise<Map<string, Entry>> {
-    const out = new Map<string, Entry>();
+  /** The index file split into its packed probes and its (still encoded) entries. */
+  private async readIndexFile(): Promise<{ packedProbes: Buffer; entries: Buffer }> {
+    const none = { packedProbes: Buffer.alloc(0), entries: Buffer.alloc(0) };
     let bytes: Buffer;
     try {
       bytes = await fsp.readFile(this.indexPath);
     } catch {
-      return out;
+      return none;
     }
+    const head = INDEX_MAGIC.length + 4;
+    if (bytes.length < head || !bytes.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) {
+      this.opts.log?.('cache index unreadable (bad header); starting empty');
+      return none;
+    }
+    const probesLen = bytes.readUInt32BE(INDEX_MAGIC.length);
+    if (head + probesLen > bytes.length) return none;
+    return { packedProbes: bytes.subarray(head, head + probesLen), entries: bytes.subarray(head + probesLen) };
+  }
+
+  private decodeEntries(bytes: Buffer): Map<string, Entry> {
+    const out = new Map<string, Entry>();
+    if (bytes.length === 0) return out;
     let index: pb.CacheIndex;
     try {
       index = pb.CacheIndex.decode(bytes);
@@ -127,14 +150,39 @@ export class PersistentCache {
 
   // ---- revalidation ------------------------------------------------------------------
 
-  /** One probe per entry, for Session.Hello. */
-  probes(): pb.CacheProbe.$Properties[] {
-    this.probeOrder = [...this.entries.keys()];
-    return this.probeOrder.map((path) => ({ path: Buffer.from(path, 'utf8'), fingerprint: fingerprint(this.entries.get(path)!.attr) }));
+  /** One probe per entry, packed (src/fs/probe-list.ts), for Session.Hello. */
+  probes(): Buffer {
+    return this.packedProbes;
+  }
+
+  /**
+   * Decodes the entries (done while the Hello is on its way). Only entries that were
+   * probed are kept: the probes and the entries come from one atomically written file.
+   */
+  load(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    const probes = decodeProbes(this.packedProbes, MAX_ENTRIES * 2);
+    this.probeOrder = probes instanceof Error ? [] : probes.map((p) => p.path.toString('utf8'));
+    const probed = new Set(this.probeOrder);
+    for (const [path, e] of this.decodeEntries(this.undecoded)) {
+      if (probed.has(path) && this.opts.scope.covers(path) && !this.entries.has(path)) this.entries.set(path, e);
+    }
+    this.undecoded = Buffer.alloc(0);
+    this.stats.loaded = this.entries.size;
+  }
+
+  /** The client could not read our probes: nothing here may be served. */
+  dropAll(): void {
+    this.load();
+    for (const path of this.entries.keys()) this.dropped.add(path);
+    this.stats.stale += this.entries.size;
+    this.entries.clear();
   }
 
   /** Drops the entries the client found stale (indexes into the probes sent). */
   dropStale(indexes: Iterable<number>): void {
+    this.load();
     for (const i of indexes) {
       const path = this.probeOrder[i];
       if (path !== undefined && this.entries.delete(path)) {
@@ -289,7 +337,8 @@ export class PersistentCache {
       return;
     }
     try {
-      const merged = await this.readIndex();
+      this.load();
+      const merged = this.decodeEntries((await this.readIndexFile()).entries);
       for (const p of this.dropped) merged.delete(p);
       for (const p of this.touched) {
         const e = this.entries.get(p);
@@ -306,9 +355,11 @@ export class PersistentCache {
         if (this.covers(p) && (!e.blob || Number(e.attr?.size ?? 0) <= this.opts.maxBytes)) kept.set(p, e);
       }
       const entries: pb.CacheEntry.$Properties[] = [];
+      const probes: Probe[] = [];
       const blobs = new Set<string>();
       for (const [p, e] of kept.entries()) {
         if (e.blob) blobs.add(e.blob);
+        probes.push({ path: Buffer.from(p, 'utf8'), fingerprint: fingerprint(e.attr) });
         entries.push({
           path: Buffer.from(p, 'utf8'),
           attr: e.attr,
@@ -319,7 +370,10 @@ export class PersistentCache {
           used: e.used,
         });
       }
-      const bytes = pb.CacheIndex.encode({ format: INDEX_FORMAT, entries }).finish();
+      const packed = encodeProbes(probes);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(packed.length);
+      const bytes = Buffer.concat([INDEX_MAGIC, len, packed, pb.CacheIndex.encode({ format: INDEX_FORMAT, entries }).finish()]);
       const tmp = `${this.indexPath}.tmp-${randomBytes(6).toString('hex')}`;
       await fsp.writeFile(tmp, bytes, { mode: 0o600 });
       await fsp.rename(tmp, this.indexPath);

@@ -60,8 +60,12 @@ async function main(): Promise<void> {
   });
 
   const socketPath = join(preamble.sessionDir, 'rpc.sock');
+  const since = (t: number) => `${(performance.now() - t).toFixed(0)} ms`;
+  const tStart = performance.now();
   await bridgeStdioToSocket(socketPath, process.stdin, process.stdout, rest);
   const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+  // Connect now (HTTP/2 set-up takes round trips), while the cache index is read.
+  client.getChannel().getConnectivityState(true);
   const metadata = new grpc.Metadata();
   metadata.set(TOKEN_METADATA_KEY, preamble.token);
 
@@ -79,7 +83,9 @@ async function main(): Promise<void> {
     });
   }
 
-  const hello = await new Promise<pb.HelloReply>((resolve, reject) =>
+  const probes = persistent?.probes() ?? Buffer.alloc(0);
+  const tHello = performance.now();
+  const helloCall = new Promise<pb.HelloReply>((resolve, reject) =>
     client.makeUnaryRequest(
       sessionMethods.Hello.path,
       sessionMethods.Hello.encodeRequest,
@@ -89,12 +95,18 @@ async function main(): Promise<void> {
         agentVersion: AGENT_VERSION,
         machine: machine(),
         kernel: release(),
-        cacheProbes: persistent?.probes() ?? [],
+        cacheProbes: probes,
       },
       metadata.clone(),
       (err, reply) => (err ? reject(err) : resolve(reply!)),
     ),
-  ).catch((err) => fatal(EXIT.HELLO, `session handshake failed: ${err.details || err.message}`));
+  );
+  // The index's entries are decoded while the Hello is on its way and being answered.
+  if (persistent) {
+    await new Promise((r) => setImmediate(r));
+    persistent.load();
+  }
+  const hello = await helloCall.catch((err) => fatal(EXIT.HELLO, `session handshake failed: ${err.details || err.message}`));
   if (hello.protocolVersion !== PROTOCOL_VERSION) {
     fatal(EXIT.PROTOCOL, `protocol mismatch: client speaks ${hello.protocolVersion}, agent speaks ${PROTOCOL_VERSION}`);
   }
@@ -107,8 +119,12 @@ async function main(): Promise<void> {
   verbose = !!m.debug;
   log(`hello from client ${hello.clientVersion}`);
   if (persistent) {
-    persistent.dropStale(hello.staleProbes);
-    log(`persistent cache: ${persistent.stats.loaded} entries, ${persistent.stats.stale} stale`);
+    if (hello.cacheRejected) persistent.dropAll();
+    else persistent.dropStale(hello.staleProbes);
+    log(
+      `persistent cache: ${persistent.stats.loaded} entries, ${persistent.stats.stale} stale ` +
+        `(agent code loaded in ${tStart.toFixed(0)} ms, index and probes ${(tHello - tStart).toFixed(0)} ms, Hello ${since(tHello)})`,
+    );
   }
 
   const control = client.makeBidiStreamRequest(

@@ -2,13 +2,15 @@
 // survives save and load, that concurrent savers merge, and that the size bound holds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PersistentCache } from '../../src/fs/persistent-cache';
 import { CacheScope, parseCachedTrees } from '../../src/fs/cache-scope';
-import { fingerprint } from '../../src/fs/fingerprint';
-import { staleProbes } from '../../src/client/cache-revalidate';
+import { fingerprint, fingerprintOfStats } from '../../src/fs/fingerprint';
+import { attrFromStats } from '../../src/fs/attr';
+import { parseProbes, staleProbes } from '../../src/client/cache-revalidate';
+import { decodeProbes, encodeProbes } from '../../src/fs/probe-list';
 
 const file = (ino: number, size: number, ctime = 1) => ({ ino, mode: 0o100644, nlink: 1, size, mtime: { sec: 5, nsec: 0 }, ctime: { sec: ctime, nsec: 7 } });
 const dir = (ino: number) => ({ ino, mode: 0o040755, nlink: 2, size: 4096, mtime: { sec: 5, nsec: 0 }, ctime: { sec: 5, nsec: 0 } });
@@ -31,6 +33,21 @@ test('cache scope: trees cover their subtrees only; bad lists are refused', () =
   assert.ok(parseCachedTrees('usr') instanceof Error);
   assert.ok(parseCachedTrees('/usr/../etc') instanceof Error);
   assert.ok(parseCachedTrees('/') instanceof Error);
+});
+
+test('the fingerprint from lstat equals the one from the wire attributes, before 1970 too', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'outrun-fp-'));
+  try {
+    const f = path.join(dir, 'f');
+    writeFileSync(f, 'x');
+    for (const t of [new Date('1965-03-04T05:06:07.891Z'), new Date('2031-01-01T00:00:00.5Z')]) {
+      utimesSync(f, t, t);
+      const st = lstatSync(f, { bigint: true });
+      assert.ok(fingerprintOfStats(st).equals(fingerprint(attrFromStats(st))), t.toISOString());
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('fingerprints change with content-related attributes, not with atime', () => {
@@ -85,7 +102,7 @@ test('saved entries load again, stale ones are dropped, and two savers merge', (
     await one.save();
     await two.save();
     const three = await open(root);
-    const probes = three.probes();
+    const probes = decodeProbes(three.probes(), 100) as { path: Buffer }[];
     assert.deepEqual(probes.map((p) => Buffer.from(p.path!).toString()).sort(), ['/usr/one', '/usr/two']);
     const i = probes.findIndex((p) => Buffer.from(p.path!).toString() === '/usr/one');
     three.dropStale([i]);
@@ -93,7 +110,7 @@ test('saved entries load again, stale ones are dropped, and two savers merge', (
     assert.ok(fingerprint(three.attr('/usr/two') as never).equals(fingerprint(file(2, 2))));
     await three.save();
     const four = await open(root);
-    assert.deepEqual(four.probes().map((p) => Buffer.from(p.path!).toString()), ['/usr/two'], 'the stale entry is gone from disk too');
+    assert.deepEqual((decodeProbes(four.probes(), 100) as { path: Buffer }[]).map((p) => p.path.toString()), ['/usr/two'], 'the stale entry is gone from disk too');
     assert.ok(!readdirSync(root).some((n) => n.includes('.tmp-') || n === 'index.lock'));
   }));
 
@@ -103,10 +120,26 @@ test('the blobs stay within the size bound: least recently used go first', () =>
     for (let i = 0; i < 5; i++) await c.recordContent(`/usr/f${i}`, file(10 + i, 1000), Buffer.alloc(1000, i));
     await c.save();
     const d = await open(root, 2500);
-    const kept = d.probes().map((p) => Buffer.from(p.path!).toString());
+    const kept = (decodeProbes(d.probes(), 100) as { path: Buffer }[]).map((p) => p.path.toString());
     assert.ok(kept.length <= 2 && kept.length >= 1, `kept ${kept}`);
     assert.ok(kept.includes('/usr/f4'), 'the newest survives');
   }));
+
+test('packed probes: round trip, and malformed or oversized lists are refused', () => {
+  const probes = [
+    { path: Buffer.from('/usr/a'), fingerprint: Buffer.alloc(8, 1) },
+    { path: Buffer.from('/usr/\xff'), fingerprint: Buffer.alloc(8, 2) },
+  ];
+  const packed = encodeProbes(probes);
+  assert.deepEqual(decodeProbes(packed, 10), probes);
+  assert.ok(decodeProbes(packed, 1) instanceof Error, 'over the bound');
+  assert.ok(decodeProbes(packed.subarray(0, packed.length - 1), 10) instanceof Error, 'truncated');
+  assert.ok(decodeProbes(Buffer.concat([packed, Buffer.from([0])]), 10) instanceof Error, 'trailing bytes');
+  const zeroLen = Buffer.from(packed);
+  zeroLen.writeUInt16BE(0, 4);
+  assert.ok(decodeProbes(zeroLen, 10) instanceof Error, 'empty path');
+  assert.ok(parseProbes(Buffer.from([0xff, 0xff, 0xff, 0xff])) instanceof Error, 'a huge count is refused before any allocation');
+});
 
 test('revalidation against the local disk names exactly the changed entries', () => {
   const probes = [
