@@ -17,7 +17,9 @@ interface Window {
 
 export const FIRST_WINDOW = 256 * 1024;
 export const MAX_WINDOW = 4 * 1024 * 1024;
-const WINDOWS_PER_FILE = 3;
+const WINDOWS_PER_FILE = 4;
+/** Windows fetched ahead of the one being read, while reading is sequential. */
+const WINDOWS_AHEAD = 2;
 
 /** Bytes held in windows across all open files, bounded. */
 export class WindowBudget {
@@ -82,11 +84,19 @@ export class FileReadAhead {
     const out = from >= data.length ? data.subarray(0, 0) : data.subarray(from, Math.min(from + len, data.length));
     // Reading on in order, past the middle of a window: have the next one on its way
     // before this one runs out (not sooner, so a file read only in part costs little more).
-    const end = w.start + w.asked;
+    // Two windows ahead: one on the wire while the other is being read and encoded on the
+    // local side keeps both machines' cores busy.
     const pastMiddle = offset + len > w.start + w.asked / 2;
-    if (sequential && pastMiddle && data.length === w.asked && !this.windows.some((x) => x.start === end)) {
-      this.nextSize = Math.min(this.nextSize * 2, MAX_WINDOW);
-      this.startFetch(end, this.nextSize).data.catch(() => undefined);
+    if (sequential && pastMiddle && data.length === w.asked) {
+      let end = w.start + w.asked;
+      for (let ahead = 0; ahead < WINDOWS_AHEAD; ahead++) {
+        const next = this.windows.find((x) => x.start === end);
+        if (!next) {
+          this.nextSize = Math.min(this.nextSize * 2, MAX_WINDOW);
+          this.startFetch(end, this.nextSize).data.catch(() => undefined);
+          end += this.nextSize;
+        } else end = next.start + next.asked;
+      }
     }
     return out;
   }

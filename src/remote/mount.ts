@@ -48,6 +48,8 @@ export async function mountLocalTree(root: string, ops: FuseOps, s: MountSetting
       'use_ino', // local inode numbers, so hard links and `find -samefile` behave
       'big_writes', // 128 KiB writes instead of 4 KiB (field notes: 5-10x)
       'max_read=131072',
+      // The kernel reads ahead this far (128 KiB requests, several in flight) on sequential reads.
+      'max_readahead=1048576',
       'suid', // local setuid programs keep their bit; writes still go through as the local user
       `attr_timeout=${s.attrTimeoutS}`,
       `entry_timeout=${s.entryTimeoutS}`,
