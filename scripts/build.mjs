@@ -24,6 +24,23 @@ if (newer(proto, path.join(gen, 'outrun.d.ts'))) {
   run(bin('pbts'), ['-o', path.join(gen, 'outrun.d.ts'), path.join(gen, 'outrun.js')]);
 }
 run(bin('tsc'), ['-p', 'tsconfig.json']);
-fs.chmodSync(path.join(ROOT, 'dist/src/client/cli.js'), 0o755);
+// The command itself is one bundled file: resolving and reading some 300 modules (ssh2,
+// grpc-js, protobufjs) cost more than the SSH handshake at every start. It stays at
+// dist/src/client/cli.js (paths to dist/runtime are relative to it). ssh2's optional native
+// helpers stay outside, as optional as they were.
+const cli = path.join(ROOT, 'dist/src/client/cli.js');
+const { buildSync } = await import('esbuild');
+buildSync({
+  entryPoints: [cli],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  outfile: `${cli}.bundle`,
+  external: ['cpu-features', '*.node'],
+  logLevel: 'warning',
+});
+fs.renameSync(`${cli}.bundle`, cli);
+fs.chmodSync(cli, 0o755);
 run('bash', [path.join(ROOT, 'scripts/build-helper.sh')]);
 run(process.execPath, [path.join(ROOT, 'scripts/build-runtime.mjs')]);

@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
     throw lost ?? err;
   } finally {
     conn.end();
+    log(`connection closed (${at()})`);
   }
 }
 

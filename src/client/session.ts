@@ -170,6 +170,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
           }
           const home = opts.spec.env.find((e) => e.startsWith('HOME='))?.slice(5);
           const warm = await warmListings(files, [opts.spec.cwd, home]);
+          log(`hello answered in ${(performance.now() - t0).toFixed(0)} ms (${warm.length} directories listed ahead)`);
           return {
             protocolVersion: PROTOCOL_VERSION,
             staleProbes: staleProbeIndexes,
@@ -225,9 +226,13 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     log(`command ended with status ${status} (${elapsed()})`);
 
     // ---- orderly end: the agent kills what is left and unmounts ------------------------
+    // The agent drains, saves its cache, reports its figures and ends; its helper then
+    // removes every trace. We wait for that (bounded), so that nothing of the session is
+    // left on the remote when outrun returns.
     const agentReported = new Promise<void>((r) => (onAgentStats = r));
     control?.write({ shutdown: { reason: 'command finished' } });
     await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 5000))]);
+    log(`agent ended (${elapsed()})`);
     if (opts.stats) {
       await Promise.race([agentReported, new Promise((r) => setTimeout(r, 100))]);
       for (const line of stats.lines()) process.stderr.write(`outrun: ${line}\n`);

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { removeOnExit, settled } from './exit-cleanup';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 /** Blobs younger than this are never collected: another session may be about to index them. */
@@ -33,12 +34,15 @@ export class BlobStore {
     const exists = await fsp.stat(final).then((st) => st.size === data.length, () => false);
     if (exists) return hash;
     const tmp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
+    removeOnExit(tmp);
     try {
       await fsp.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
       await fsp.rename(tmp, final);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw err;
+    } finally {
+      settled(tmp);
     }
     return hash;
   }

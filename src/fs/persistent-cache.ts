@@ -19,13 +19,18 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { pb } from '../wire/schema';
+import * as protobuf from 'protobufjs/minimal';
 import type { CachedAttr } from './attr-cache';
 import { BlobStore } from './blob-store';
 import { CacheScope } from './cache-scope';
 import { fingerprint, sameVersion as sameAttr } from './fingerprint';
 import { decodeProbes, encodeProbes, type Probe } from './probe-list';
+import { LazyMap } from './lazy-entries';
+import { removeOnExit, settled } from './exit-cleanup';
 
 const INDEX_FORMAT = 1;
+/** Entries decoded per turn of the event loop at session start. */
+const DECODE_BATCH = 256;
 /** The index file: this, a u32 length, the packed probes, then the CacheIndex message. */
 const INDEX_MAGIC = Buffer.from('OUTRUN-CACHE-2\n');
 /** Most entries kept (each costs ~100 bytes in the index and a probe at session start). */
@@ -63,7 +68,7 @@ export interface PersistentCacheOptions {
 }
 
 export class PersistentCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new LazyMap<Entry>((path, bytes) => this.decodeEntry(path, bytes));
   /** Paths whose entry this session created, changed or used: what a merge writes back. */
   private readonly touched = new Set<string>();
   /** Paths whose entry this session dropped: what a merge removes. */
@@ -71,7 +76,7 @@ export class PersistentCache {
   private probeOrder: string[] = [];
   private packedProbes: Buffer = Buffer.alloc(0);
   private undecoded: Buffer = Buffer.alloc(0);
-  private loaded = false;
+  private loading: Promise<void> | undefined;
   readonly blobs: BlobStore;
   private readonly now = Math.floor(Date.now() / 1000);
   readonly stats = { loaded: 0, stale: 0 };
@@ -123,27 +128,76 @@ export class PersistentCache {
     return { packedProbes: bytes.subarray(head, head + probesLen), entries: bytes.subarray(head + probesLen) };
   }
 
-  private decodeEntries(bytes: Buffer): Map<string, Entry> {
+  private static toEntry(e: pb.CacheEntry): Entry {
+    return {
+      attr: e.attr ?? undefined,
+      target: e.linkTarget?.length ? utf8(e.linkTarget) : undefined,
+      names: e.listed ? new Set((e.names ?? []).map(utf8)) : undefined,
+      blob: e.blob?.length ? Buffer.from(e.blob).toString('hex') : undefined,
+      used: Number(e.used ?? 0),
+    };
+  }
+
+  /** One entry's bytes, decoded on first use; undefined unless they hold an entry for `path`. */
+  private decodeEntry(path: string, bytes: Buffer): Entry | undefined {
+    try {
+      const e = pb.CacheEntry.decode(bytes);
+      return utf8(e.path) === path ? PersistentCache.toEntry(e) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The byte ranges of the index's entries, in order, without decoding them; undefined for a
+   * damaged index.
+   */
+  private static entryRanges(bytes: Buffer): Buffer[] | undefined {
+    const out: Buffer[] = [];
+    try {
+      const reader = protobuf.Reader.create(bytes);
+      let format = 0;
+      while (reader.pos < reader.len) {
+        const tag = reader.uint32();
+        if (tag >>> 3 === 1) format = reader.uint32();
+        else if (tag >>> 3 === 2 && (tag & 7) === 2) {
+          const len = reader.uint32();
+          if (reader.pos + len > reader.len) return undefined;
+          out.push(bytes.subarray(reader.pos, reader.pos + len));
+          reader.skip(len);
+        } else reader.skipType(tag & 7);
+      }
+      return format === INDEX_FORMAT ? out : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The index's entries, decoded a batch at a time (with `yieldEvery`, the event loop gets a
+   * turn between batches: the agent decodes while its Hello is on the wire).
+   */
+  private async decodeEntries(bytes: Buffer, yieldEvery = Infinity): Promise<Map<string, Entry>> {
     const out = new Map<string, Entry>();
     if (bytes.length === 0) return out;
-    let index: pb.CacheIndex;
     try {
-      index = pb.CacheIndex.decode(bytes);
+      const reader = protobuf.Reader.create(bytes);
+      let format = 0;
+      let n = 0;
+      while (reader.pos < reader.len) {
+        const tag = reader.uint32();
+        if (tag >>> 3 === 1) format = reader.uint32();
+        else if (tag >>> 3 === 2) {
+          const e = pb.CacheEntry.decode(reader, reader.uint32());
+          const path = utf8(e.path);
+          if (path.startsWith('/')) out.set(path, PersistentCache.toEntry(e));
+          if (++n % yieldEvery === 0) await new Promise((r) => setImmediate(r));
+        } else reader.skipType(tag & 7);
+      }
+      if (format !== INDEX_FORMAT) return new Map();
     } catch (err) {
       this.opts.log?.(`cache index unreadable (${(err as Error).message}); starting empty`);
-      return out;
-    }
-    if (index.format !== INDEX_FORMAT) return out;
-    for (const e of index.entries) {
-      const path = utf8(e.path);
-      if (!path.startsWith('/')) continue;
-      out.set(path, {
-        attr: e.attr ?? undefined,
-        target: e.linkTarget?.length ? utf8(e.linkTarget) : undefined,
-        names: e.listed ? new Set((e.names ?? []).map(utf8)) : undefined,
-        blob: e.blob?.length ? Buffer.from(e.blob).toString('hex') : undefined,
-        used: Number(e.used ?? 0),
-      });
+      return new Map();
     }
     return out;
   }
@@ -159,30 +213,42 @@ export class PersistentCache {
    * Decodes the entries (done while the Hello is on its way). Only entries that were
    * probed are kept: the probes and the entries come from one atomically written file.
    */
-  load(): void {
-    if (this.loaded) return;
-    this.loaded = true;
-    const probes = decodeProbes(this.packedProbes, MAX_ENTRIES * 2);
-    this.probeOrder = probes instanceof Error ? [] : probes.map((p) => p.path.toString('utf8'));
-    const probed = new Set(this.probeOrder);
-    for (const [path, e] of this.decodeEntries(this.undecoded)) {
-      if (probed.has(path) && this.opts.scope.covers(path) && !this.entries.has(path)) this.entries.set(path, e);
+  load(): Promise<void> {
+    if (!this.loading) {
+      this.loading = (async () => {
+        const probes = decodeProbes(this.packedProbes, MAX_ENTRIES * 2);
+        const order = probes instanceof Error ? [] : probes.map((p) => p.path.toString('utf8'));
+        // Entry i is probe i (saved in one loop): keep the bytes, decode on use.
+        const ranges = PersistentCache.entryRanges(this.undecoded);
+        if (ranges && ranges.length === order.length) {
+          order.forEach((path, i) => {
+            if (this.opts.scope.covers(path) && !this.entries.has(path)) this.entries.setEncoded(path, ranges[i]!);
+          });
+        } else {
+          const probed = new Set(order);
+          for (const [path, e] of await this.decodeEntries(this.undecoded, DECODE_BATCH)) {
+            if (probed.has(path) && this.opts.scope.covers(path) && !this.entries.has(path)) this.entries.set(path, e);
+          }
+        }
+        this.probeOrder = order;
+        this.undecoded = Buffer.alloc(0);
+        this.stats.loaded = this.entries.size;
+      })();
     }
-    this.undecoded = Buffer.alloc(0);
-    this.stats.loaded = this.entries.size;
+    return this.loading;
   }
 
   /** The client could not read our probes: nothing here may be served. */
-  dropAll(): void {
-    this.load();
+  async dropAll(): Promise<void> {
+    await this.load();
     for (const path of this.entries.keys()) this.dropped.add(path);
     this.stats.stale += this.entries.size;
     this.entries.clear();
   }
 
   /** Drops the entries the client found stale (indexes into the probes sent). */
-  dropStale(indexes: Iterable<number>): void {
-    this.load();
+  async dropStale(indexes: Iterable<number>): Promise<void> {
+    await this.load();
     for (const i of indexes) {
       const path = this.probeOrder[i];
       if (path !== undefined && this.entries.delete(path)) {
@@ -304,6 +370,10 @@ export class PersistentCache {
    * also change the link count under every other name of the same file.
    */
   invalidate(path: string, structural = false): void {
+    // Changes outside the cached trees touch nothing here (another name of a cached file
+    // outside them would be a hard link across trees: its link count is caught at the next
+    // revalidation).
+    if (!this.covers(path) && !(path !== '/' && this.covers(parentOf(path)))) return;
     const known = this.entries.get(path)?.attr;
     this.drop(path);
     if (path !== '/') this.drop(parentOf(path));
@@ -316,6 +386,7 @@ export class PersistentCache {
 
   /** A directory was renamed or removed: forget everything under it too. */
   invalidateTree(path: string): void {
+    if (!this.covers(path) && !this.opts.scope.trees.some((t) => t.startsWith(path === '/' ? '/' : path + '/'))) return;
     this.invalidate(path, true);
     const prefix = path === '/' ? '/' : path + '/';
     for (const p of [...this.entries.keys()]) if (p.startsWith(prefix)) this.drop(p);
@@ -337,8 +408,8 @@ export class PersistentCache {
       return;
     }
     try {
-      this.load();
-      const merged = this.decodeEntries((await this.readIndexFile()).entries);
+      await this.load();
+      const merged = await this.decodeEntries((await this.readIndexFile()).entries);
       for (const p of this.dropped) merged.delete(p);
       for (const p of this.touched) {
         const e = this.entries.get(p);
@@ -375,12 +446,15 @@ export class PersistentCache {
       len.writeUInt32BE(packed.length);
       const bytes = Buffer.concat([INDEX_MAGIC, len, packed, pb.CacheIndex.encode({ format: INDEX_FORMAT, entries }).finish()]);
       const tmp = `${this.indexPath}.tmp-${randomBytes(6).toString('hex')}`;
+      removeOnExit(tmp);
       await fsp.writeFile(tmp, bytes, { mode: 0o600 });
       await fsp.rename(tmp, this.indexPath);
+      settled(tmp);
       const removed = await this.blobs.collect(blobs);
       this.opts.log?.(`cache index saved: ${entries.length} entries, ${blobs.size} blobs (${removed} removed)`);
     } finally {
       await fsp.rm(lock, { force: true });
+      settled(lock);
     }
   }
 }
@@ -391,6 +465,7 @@ async function acquire(lock: string): Promise<boolean> {
   for (;;) {
     try {
       await (await fsp.open(lock, 'wx', 0o600)).close();
+      removeOnExit(lock); // an agent cut off in the middle of a save leaves no lock behind
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;

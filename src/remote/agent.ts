@@ -45,18 +45,43 @@ function end(status: number): never {
   process.exit(status);
 }
 
+/** What must happen before the agent exits, however it ends (saving the cache). */
+let beforeExit: (() => Promise<void>) | undefined;
+/** Resolves when the client is done with us: it ended the control stream or closed the channel. */
+let channelEnded!: () => void;
+const channelGone = new Promise<void>((r) => (channelEnded = r));
+let shuttingDown = false;
+/** Ends the session once beforeExit has run (bounded: a stuck disk must not keep us). */
+function finish(status: number): void {
+  const work = beforeExit?.() ?? Promise.resolve();
+  beforeExit = undefined;
+  setTimeout(() => end(status), 2000).unref();
+  void work.catch(() => undefined).then(() => end(status));
+}
+
 async function main(): Promise<void> {
-  process.stdin.on('error', () => end(EXIT.LOST));
-  process.stdout.on('error', () => end(EXIT.LOST));
+  const lost = () => {
+    if (!shuttingDown) finish(EXIT.LOST);
+  };
+  process.stdin.on('error', lost);
+  process.stdout.on('error', lost);
+  // sshd hangs up the session when the client closes its channel (the helper forwards it):
+  // the same as the channel closing, not a reason to drop what is being saved.
+  process.on('SIGHUP', lost);
+  process.on('SIGTERM', lost);
 
   const { preamble, rest } = await readPreamble(process.stdin).catch((err) => fatal(EXIT.PREAMBLE, err.message));
   if (preamble.protocol !== PROTOCOL_VERSION) {
     fatal(EXIT.PROTOCOL, `protocol mismatch: client speaks ${preamble.protocol}, agent speaks ${PROTOCOL_VERSION}`);
   }
   // The channel closing (local outrun gone, link lost) ends the session.
+  // The channel closing (local outrun gone, link lost) ends the session. After a shutdown
+  // order it is expected: the client does not wait for us to finish saving.
   process.stdin.on('end', () => {
+    channelEnded();
+    if (shuttingDown) return;
     log('channel closed; ending the session');
-    end(EXIT.LOST);
+    finish(EXIT.LOST);
   });
 
   const socketPath = join(preamble.sessionDir, 'rpc.sock');
@@ -71,6 +96,9 @@ async function main(): Promise<void> {
 
   // The persistent cache is an optimisation: if it cannot be opened, the session runs without.
   let persistent: PersistentCache | undefined;
+  beforeExit = async () => {
+    await persistent?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
+  };
   if (preamble.cache && validCache(preamble.cache) && preamble.cache.trees.length > 0) {
     persistent = await PersistentCache.open({
       dir: join(CACHE_ROOT, preamble.cache.key),
@@ -101,11 +129,8 @@ async function main(): Promise<void> {
       (err, reply) => (err ? reject(err) : resolve(reply!)),
     ),
   );
-  // The index's entries are decoded while the Hello is on its way and being answered.
-  if (persistent) {
-    await new Promise((r) => setImmediate(r));
-    persistent.load();
-  }
+  // The index's entries are decoded, a batch per turn, while the Hello is on its way.
+  const loading = persistent?.load();
   const hello = await helloCall.catch((err) => fatal(EXIT.HELLO, `session handshake failed: ${err.details || err.message}`));
   if (hello.protocolVersion !== PROTOCOL_VERSION) {
     fatal(EXIT.PROTOCOL, `protocol mismatch: client speaks ${hello.protocolVersion}, agent speaks ${PROTOCOL_VERSION}`);
@@ -119,8 +144,9 @@ async function main(): Promise<void> {
   verbose = !!m.debug;
   log(`hello from client ${hello.clientVersion}`);
   if (persistent) {
-    if (hello.cacheRejected) persistent.dropAll();
-    else persistent.dropStale(hello.staleProbes);
+    await loading;
+    if (hello.cacheRejected) await persistent.dropAll();
+    else await persistent.dropStale(hello.staleProbes);
     log(
       `persistent cache: ${persistent.stats.loaded} entries, ${persistent.stats.stale} stale ` +
         `(agent code loaded in ${tStart.toFixed(0)} ms, index and probes ${(tHello - tStart).toFixed(0)} ms, Hello ${since(tHello)})`,
@@ -135,30 +161,39 @@ async function main(): Promise<void> {
   );
   const counters = new Counters();
   let writeBehind: WriteBehind | undefined;
-  let shuttingDown = false;
   control.on('data', async (order: pb.ClientOrder) => {
     if (order.shutdown && !shuttingDown) {
       log(`shutdown: ${order.shutdown.reason}`);
       shuttingDown = true;
-      setTimeout(() => end(EXIT.OK), 3000).unref();
+      setTimeout(() => end(EXIT.OK), 5000).unref();
       // Writes still on their way go out first (anything left running in the command's
       // tree may still write; the helper kills it when we exit).
       await writeBehind?.drainAll();
       // What this session learned is kept for the next.
-      await persistent?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
-      // Our figures go out first; the client closes the stream once it has them.
+      const save = beforeExit?.();
+      beforeExit = undefined;
+      await save;
+      // Our figures, if the client waits for them (--stats); then we are done.
       const cacheCounters: Record<string, number> = persistent
         ? { 'persist.loaded': persistent.stats.loaded, 'persist.stale': persistent.stats.stale }
         : {};
+      // A client that waits for them (--stats) ends the stream once it has them; one that
+      // does not has closed the channel already. Exiting sooner could cut them off on their
+      // way out through the bridge.
       control.write({ stats: { counters: { ...counters.snapshot(), ...fs.timing.snapshot(), ...cacheCounters } } });
-      setTimeout(() => end(EXIT.OK), 1000).unref();
+      await Promise.race([channelGone, new Promise((r) => setTimeout(r, 1000))]);
+      end(EXIT.OK);
     }
   });
   control.on('error', (err) => {
+    if (shuttingDown) return;
     log(`control stream failed: ${err.message}`);
-    end(EXIT.LOST);
+    finish(EXIT.LOST);
   });
-  control.on('end', () => end(shuttingDown ? EXIT.OK : EXIT.LOST));
+  control.on('end', () => {
+    if (!shuttingDown) finish(EXIT.LOST);
+    else channelEnded();
+  });
 
   const fs = makeFsClient(client, metadata);
   writeBehind = makeWriteBehind(fs);

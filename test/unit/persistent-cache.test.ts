@@ -105,7 +105,7 @@ test('saved entries load again, stale ones are dropped, and two savers merge', (
     const probes = decodeProbes(three.probes(), 100) as { path: Buffer }[];
     assert.deepEqual(probes.map((p) => Buffer.from(p.path!).toString()).sort(), ['/usr/one', '/usr/two']);
     const i = probes.findIndex((p) => Buffer.from(p.path!).toString() === '/usr/one');
-    three.dropStale([i]);
+    await three.dropStale([i]);
     assert.equal(three.attr('/usr/one'), undefined);
     assert.ok(fingerprint(three.attr('/usr/two') as never).equals(fingerprint(file(2, 2))));
     await three.save();
