@@ -169,7 +169,9 @@ export async function runSession(opts: SessionOptions): Promise<number> {
             log(`cache: ${probes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
           }
           const home = opts.spec.env.find((e) => e.startsWith('HOME='))?.slice(5);
-          const warm = await warmListings(files, [opts.spec.cwd, home]);
+          // The command's PATH is searched by whatever it runs (shells, make, compilers).
+          const pathDirs = opts.spec.env.find((e) => e.startsWith('PATH='))?.slice(5).split(':') ?? [];
+          const warm = await warmListings(files, [opts.spec.cwd, home, ...pathDirs]);
           log(`hello answered in ${(performance.now() - t0).toFixed(0)} ms (${warm.length} directories listed ahead)`);
           return {
             protocolVersion: PROTOCOL_VERSION,

@@ -1,5 +1,5 @@
 // The directories a command is sure to walk through at start ("/", the working directory,
-// $HOME, and their ancestors), listed with their entries' attributes and sent in the reply
+// $HOME, the directories of its PATH, and their ancestors), listed with their entries' attributes and sent in the reply
 // to Session.Hello, so that the first lookups of every run cost no round trip. Large
 // directories are left out: the agent lists those on demand, as any other.
 import { promises as fsp } from 'node:fs';
@@ -8,6 +8,7 @@ import type { LocalFileServer } from '../fs/local-server';
 import { pb } from '../wire/schema';
 
 const MAX_WARM_DIR_BYTES = 16 * 1024;
+const MAX_WARM_ENTRIES = 2000;
 
 /** "/a/b" -> ["/", "/a", "/a/b"] */
 function chain(dir: string): string[] {
@@ -29,5 +30,14 @@ export async function warmListings(files: LocalFileServer, dirs: (string | undef
       return { path, dirAttr: r.dirAttr, entries: r.entries };
     }),
   );
-  return listed.filter((l) => l !== undefined) as pb.Listing.$Properties[];
+  // Bounded: a PATH of many big directories must not make every Hello heavy.
+  const out: pb.Listing.$Properties[] = [];
+  let entries = 0;
+  for (const l of listed) {
+    const n = l?.entries?.length ?? 0;
+    if (!l || entries + n > MAX_WARM_ENTRIES) continue;
+    entries += n;
+    out.push(l as pb.Listing.$Properties);
+  }
+  return out;
 }

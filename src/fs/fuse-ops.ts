@@ -65,6 +65,12 @@ const parentOf = (path: string): string | undefined => {
 const NESTED_LISTING_ENTRIES = 4096;
 /** Directories up to this size (about 400 entries on ext4) are listed whole on a miss. */
 const MAX_LISTED_DIR_SIZE = 16 * 1024;
+/**
+ * In the cached trees a listing is kept between runs, so even big directories (/usr/bin,
+ * /usr/lib/x86_64-linux-gnu: thousands of entries) are listed whole: one round trip once,
+ * then every lookup there, present or absent, is answered on the remote.
+ */
+const MAX_LISTED_CACHED_DIR_SIZE = 1024 * 1024;
 
 /** A positive errno from the local side, carried through a promise. */
 class ErrnoError extends Error {
@@ -229,7 +235,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   /** Directories we may not list (EACCES and the like): asked name by name instead. */
   const unlistable = new LRUCache<string, true>({ max: 10_000, ttl: 10_000 });
   const listable = (dir: string, attr: CachedAttr) =>
-    ((attr.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR && (attr.size ?? Infinity) <= MAX_LISTED_DIR_SIZE && !unlistable.has(dir);
+    ((attr.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR &&
+    (attr.size ?? Infinity) <= (persists(dir) ? MAX_LISTED_CACHED_DIR_SIZE : MAX_LISTED_DIR_SIZE) &&
+    !unlistable.has(dir);
   /** Listings in flight, so that concurrent misses in one directory share one round trip. */
   const listing = new Map<string, Promise<boolean>>();
 

@@ -316,18 +316,26 @@ export class PersistentCache {
 
   // ---- learning ------------------------------------------------------------------------
 
+  /**
+   * The entry for this version of the path, made if needed (anything known about an older
+   * version goes with it). Learning what is already known changes nothing (and does not
+   * make the index to be rewritten), except the hourly recency.
+   */
   private entry(path: string, attr: CachedAttr | undefined): Entry | undefined {
     if (!this.covers(path)) return undefined;
     let e = this.entries.get(path);
     if (!e || !sameAttr(e.attr, attr)) {
-      // Anything known about an older version of the path goes with it.
       e = { attr, used: this.now };
       this.entries.set(path, e);
+      this.changed(path);
+      return e;
     }
-    e.used = this.now;
+    return this.use(path, e);
+  }
+
+  private changed(path: string): void {
     this.touched.add(path);
     this.dropped.delete(path);
-    return e;
   }
 
   recordAttr(path: string, attr: CachedAttr | undefined): void {
@@ -340,13 +348,19 @@ export class PersistentCache {
     const prefix = dir === '/' ? '/' : dir + '/';
     for (const { name, attr } of entries) if (attr) this.entry(prefix + name, attr);
     const d = this.entry(dir, dirAttr)!;
-    d.names = new Set(entries.map((x) => x.name));
+    if (!d.names || d.names.size !== entries.length || entries.some((x) => !d.names!.has(x.name))) {
+      d.names = new Set(entries.map((x) => x.name));
+      this.changed(dir);
+    }
   }
 
   recordLink(path: string, attr: CachedAttr, target: string): void {
     if (typeOf(attr) !== S_IFLNK) return;
     const e = this.entry(path, attr);
-    if (e) e.target = target;
+    if (e && e.target !== target) {
+      e.target = target;
+      this.changed(path);
+    }
   }
 
   /** Keeps a file's whole content; `attr` must be the attributes taken before it was read. */
@@ -355,7 +369,13 @@ export class PersistentCache {
     const hash = await this.blobs.put(data);
     const e = this.entries.get(path);
     // Only if nothing changed the path meanwhile (an invalidation drops or replaces the entry).
-    if (e ? sameAttr(e.attr, attr) : true) this.entry(path, attr)!.blob = hash;
+    if (e ? sameAttr(e.attr, attr) : true) {
+      const kept = this.entry(path, attr)!;
+      if (kept.blob !== hash) {
+        kept.blob = hash;
+        this.changed(path);
+      }
+    }
   }
 
   // ---- changes through the mount ---------------------------------------------------------

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { attrFromStats } from './attr';
-import { resolveLibraryClosure } from './library-resolver';
+import { LD_SO_PRELOAD_PATH, resolveLibraryClosure } from './library-resolver';
 import type { pb } from '../wire/schema';
 
 /** Bytes of file contents sent along with one open. */
@@ -16,6 +16,7 @@ export const PREFETCH_DATA_BUDGET = 16 * 1024 * 1024;
 const MAX_PREFETCH_FILE = 8 * 1024 * 1024;
 const MAX_PROBES = 256;
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+const LD_SO_CACHE = '/etc/ld.so.cache';
 
 export const isElf = (head: Buffer) => head.length >= 4 && head.subarray(0, 4).equals(ELF_MAGIC);
 
@@ -34,6 +35,20 @@ export async function prefetchLibraries(opened: string, env: Readonly<Record<str
       if (st) out.push({ path: Buffer.from(d), attr: attrFromStats(st) });
     }
   };
+
+  // The loader's own files come first: its cache, and its preload list (usually absent).
+  for (const p of [LD_SO_CACHE, LD_SO_PRELOAD_PATH]) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    await dirs(p);
+    const st = await stat(p);
+    if (!st) out.push({ path: Buffer.from(p), missing: true });
+    else if (st.isFile() && Number(st.size) <= MAX_PREFETCH_FILE) {
+      const data = await fsp.readFile(p).catch(() => undefined);
+      out.push({ path: Buffer.from(p), attr: attrFromStats(st), ...(data && data.length === Number(st.size) ? { data } : {}) });
+      budget -= data?.length ?? 0;
+    }
+  }
 
   for (const f of closure.value.files) {
     if (f.sameAs) continue;
