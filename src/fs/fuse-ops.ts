@@ -221,6 +221,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
           if (persists(path)) persist!.recordAttr(path, undefined);
         }
         if (r.errno !== 0) return cb(-r.errno);
+        if (r.prefetched?.length) takePrefetched(r.prefetched);
         cache.set(path, r.attr!);
         if (persists(path)) persist!.recordAttr(path, r.attr!);
         cb(0, toFuseStat(r.attr!));

@@ -12,7 +12,9 @@ import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
 import { checkLinkTarget, checkWirePath } from './wire-path';
 import type { FsHandler, FsMethodName } from '../wire/services';
 import type { pb } from '../wire/schema';
-import { isElf, prefetchLibraries } from './prefetch';
+import { isElf, prefetchBytecode, prefetchLibraries, prefetchSiblingBytecode } from './prefetch';
+import { fingerprint } from './fingerprint';
+import { LRUCache } from 'lru-cache';
 
 export interface LocalServerLimits {
   /** Most files open at once for the session (a hostile peer cannot exhaust descriptors). */
@@ -127,6 +129,25 @@ export class LocalFileServer {
     private readonly prefetchEnv?: Readonly<Record<string, string | undefined>>,
   ) {}
 
+  /** Contents already sent along with an earlier reply this session, by path and version. */
+  private readonly sent = new LRUCache<string, string>({ max: 100_000 });
+
+  /**
+   * Drops the contents of files this session already sent in the same version (the agent
+   * keeps them, in memory or in its persistent cache): a package's bytecode is offered with
+   * each of its modules, but travels once.
+   */
+  private notYetSent(items: pb.Prefetched.$Properties[]): pb.Prefetched.$Properties[] {
+    return items.map((it) => {
+      if (!it.data || !it.attr || !it.path) return it;
+      const key = Buffer.from(it.path).toString('latin1');
+      const version = fingerprint(it.attr).toString('hex');
+      if (this.sent.get(key) === version) return { path: it.path, attr: it.attr };
+      this.sent.set(key, version);
+      return it;
+    });
+  }
+
   get openFileCount(): number {
     return this.files.size;
   }
@@ -198,7 +219,14 @@ export class LocalFileServer {
   }
 
   readonly handlers: Handlers = {
-    Getattr: (req) => this.onPath(req.path, async (p) => ({ errno: 0, attr: attrFromStats(await lstat(p)) })),
+    Getattr: (req) =>
+      this.onPath(req.path, async (p) => {
+        const st = await lstat(p);
+        // A Python source: its bytecode comes along (see prefetchBytecode).
+        const prefetched =
+          this.prefetchEnv && st.isFile() && p.length > 3 && p.subarray(-3).toString() === '.py' ? this.notYetSent(await prefetchBytecode(p.toString('utf8'))) : [];
+        return { errno: 0, attr: attrFromStats(st), prefetched };
+      }),
 
     Readdir: (req) =>
       this.onPath(req.path, async (p) => {
@@ -257,7 +285,11 @@ export class LocalFileServer {
           // An ELF program or library: the libraries it will load come along.
           if (readable && this.prefetchEnv && st.isFile() && (flags & O_ACCMODE) === FS.O_RDONLY) {
             const head = reply.data ?? (await readFully(fh, Buffer.alloc(4), 0));
-            if (isElf(head)) reply.prefetched = await prefetchLibraries(p.toString('utf8'), this.prefetchEnv);
+            let prefetched: pb.Prefetched.$Properties[] = [];
+            if (isElf(head)) prefetched = await prefetchLibraries(p.toString('utf8'), this.prefetchEnv);
+            else if (p.subarray(-3).toString() === '.py') prefetched = await prefetchBytecode(p.toString('utf8'));
+            else if (p.subarray(-4).toString() === '.pyc') prefetched = await prefetchSiblingBytecode(p.toString('utf8'));
+            reply.prefetched = this.notYetSent(prefetched);
           }
           return reply;
         });

@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { attrFromStats } from './attr';
 import { LD_SO_PRELOAD_PATH, resolveLibraryClosure } from './library-resolver';
+import { discoverCacheTags, pycacheCandidates } from './pycache';
 import type { pb } from '../wire/schema';
 
 /** Bytes of file contents sent along with one open. */
@@ -85,6 +86,73 @@ export async function prefetchLibraries(opened: string, env: Readonly<Record<str
       (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
     );
     if (absent) out.push({ path: Buffer.from(probe), missing: true });
+  }
+  return out;
+}
+
+/** Largest bytecode file sent along with its source. */
+const MAX_PYC = 512 * 1024;
+
+/**
+ * Python reads `dir/__pycache__/name.<tag>.pyc` right after it looks at `dir/name.py`: when
+ * the local side is asked about a .py, its bytecode files (every interpreter tag present, no
+ * optimisation levels beyond what exists) come along, with the __pycache__ directory.
+ */
+export async function prefetchBytecode(pyPath: string): Promise<pb.Prefetched.$Properties[]> {
+  if (!pyPath.endsWith('.py')) return [];
+  const tags = await discoverCacheTags(pyPath);
+  if (tags.length === 0) return [];
+  const out: pb.Prefetched.$Properties[] = [];
+  const cacheDir = path.join(path.dirname(pyPath), '__pycache__');
+  const dirSt = await fsp.lstat(cacheDir, { bigint: true }).catch(() => undefined);
+  if (dirSt) out.push({ path: Buffer.from(cacheDir), attr: attrFromStats(dirSt) });
+  for (const pyc of pycacheCandidates(pyPath, tags)) {
+    const st = await fsp.lstat(pyc, { bigint: true }).catch(() => undefined);
+    if (!st?.isFile() || Number(st.size) > MAX_PYC) continue;
+    const data = await fsp.readFile(pyc).catch(() => undefined);
+    out.push({ path: Buffer.from(pyc), attr: attrFromStats(st), ...(data && data.length === Number(st.size) ? { data } : {}) });
+  }
+  return out;
+}
+
+/** Bytes of sibling bytecode sent along with one .pyc open, and the largest file among them. */
+const SIBLING_PYC_BUDGET = 1024 * 1024;
+const MAX_SIBLING_PYC = 128 * 1024;
+
+/**
+ * Importing one module of a package usually imports its siblings next (json's decoder,
+ * encoder and scanner; email's many parts): when a .pyc in a __pycache__ directory is opened,
+ * the other bytecode files of the same interpreter there come along, smallest first, within a
+ * budget. What does not fit is fetched when it is opened.
+ */
+export async function prefetchSiblingBytecode(pycPath: string): Promise<pb.Prefetched.$Properties[]> {
+  const dir = path.dirname(pycPath);
+  const base = path.basename(pycPath);
+  const m = /\.([A-Za-z0-9_-]+)(\.opt-[12])?\.pyc$/.exec(base);
+  if (path.basename(dir) !== '__pycache__' || !m) return [];
+  const suffix = m[0];
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir)).filter((n) => n !== base && n.endsWith(suffix) && !n.slice(0, -suffix.length).includes('.'));
+  } catch {
+    return [];
+  }
+  const files: { p: string; st: import('node:fs').BigIntStats }[] = [];
+  for (const n of names) {
+    const p = path.join(dir, n);
+    const st = await fsp.lstat(p, { bigint: true }).catch(() => undefined);
+    if (st?.isFile() && Number(st.size) <= MAX_SIBLING_PYC) files.push({ p, st });
+  }
+  files.sort((a, b) => Number(a.st.size - b.st.size));
+  const out: pb.Prefetched.$Properties[] = [];
+  let budget = SIBLING_PYC_BUDGET;
+  for (const { p, st } of files) {
+    const size = Number(st.size);
+    if (size > budget) break;
+    const data = await fsp.readFile(p).catch(() => undefined);
+    if (!data || data.length !== size) continue;
+    budget -= size;
+    out.push({ path: Buffer.from(p), attr: attrFromStats(st), data });
   }
   return out;
 }

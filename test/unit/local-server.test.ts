@@ -782,3 +782,47 @@ describe('Readdir with nested listings', () => {
     assert.equal((some as { nested: unknown[] }).nested.length, 1);
   });
 });
+
+describe('prefetch along with requests', () => {
+  test('asking about a .py brings its __pycache__ bytecode (every tag present), only with prefetch on', async () => {
+    const d = at('pyprefetch');
+    fs.mkdirSync(path.join(d, '__pycache__'), { recursive: true });
+    fs.writeFileSync(path.join(d, 'mod.py'), 'x = 1\n');
+    fs.writeFileSync(path.join(d, '__pycache__/mod.cpython-311.pyc'), Buffer.from('pyc-311'));
+    fs.writeFileSync(path.join(d, '__pycache__/mod.cpython-312.pyc'), Buffer.from('pyc-312'));
+    fs.writeFileSync(path.join(d, '__pycache__/other.cpython-311.pyc'), Buffer.from('not ours'));
+    const on = new LocalFileServer(undefined, {});
+    const r = (await on.handlers.Getattr(P(path.join(d, 'mod.py')))) as { errno: number; prefetched: { path: Uint8Array; data?: Uint8Array }[] };
+    assert.equal(r.errno, 0);
+    const got = new Map(r.prefetched.map((x) => [Buffer.from(x.path).toString(), x.data ? Buffer.from(x.data).toString() : undefined]));
+    assert.equal(got.get(path.join(d, '__pycache__/mod.cpython-311.pyc')), 'pyc-311');
+    assert.equal(got.get(path.join(d, '__pycache__/mod.cpython-312.pyc')), 'pyc-312');
+    assert.ok(got.has(path.join(d, '__pycache__')), 'the directory too');
+    assert.ok(!got.has(path.join(d, '__pycache__/other.cpython-311.pyc')), 'only the bytecode of this source');
+    const off = (await new LocalFileServer().handlers.Getattr(P(path.join(d, 'mod.py')))) as { prefetched: unknown[] };
+    assert.equal(off.prefetched.length, 0);
+    const notPy = (await on.handlers.Getattr(P(path.join(d, '__pycache__/mod.cpython-311.pyc')))) as { prefetched: unknown[] };
+    assert.equal(notPy.prefetched.length, 0);
+  });
+
+  test('opening an ELF program brings its libraries and the loader cache; a text file brings nothing', async () => {
+    const srv = new LocalFileServer(undefined, {});
+    const r = (await srv.handlers.Open(rq(pb.OpenRequest, { path: Buffer.from('/bin/ls'), flags: fs.constants.O_RDONLY }))) as {
+      errno: number;
+      handle: number;
+      prefetched: { path: Uint8Array; data?: Uint8Array; missing?: boolean }[];
+    };
+    assert.equal(r.errno, 0);
+    const paths = r.prefetched.map((x) => Buffer.from(x.path).toString());
+    assert.ok(paths.includes('/etc/ld.so.cache'), 'the loader cache');
+    assert.ok(paths.some((p) => /\/libc\.so\.6$/.test(p)), `libc among ${paths.length} paths`);
+    const libc = r.prefetched.find((x) => /\/libc\.so\.6$/.test(Buffer.from(x.path).toString()) && x.data);
+    if (libc) assert.ok(fs.readFileSync(Buffer.from(libc.path).toString()).equals(Buffer.from(libc.data!)), 'bytes as on disk');
+    await srv.handlers.Release(rq(pb.HandleRequest, { handle: r.handle }));
+    const txt = at('plain.txt');
+    fs.writeFileSync(txt, 'hello');
+    const t = (await srv.handlers.Open(rq(pb.OpenRequest, { path: Buffer.from(txt), flags: fs.constants.O_RDONLY }))) as { prefetched: unknown[]; handle: number };
+    assert.equal((t.prefetched ?? []).length, 0);
+    await srv.handlers.Release(rq(pb.HandleRequest, { handle: t.handle }));
+  });
+});
