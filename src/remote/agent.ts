@@ -15,6 +15,7 @@ import { makeFuseOps } from '../fs/fuse-ops';
 import { Counters } from '../fs/counters';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
+import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
@@ -56,7 +57,10 @@ async function main(): Promise<void> {
 
   const socketPath = join(preamble.sessionDir, 'rpc.sock');
   await bridgeStdioToSocket(socketPath, process.stdin, process.stdout, rest);
-  const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+  const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), {
+    ...GRPC_CHANNEL_OPTIONS,
+    ...LINK_WATCH_OPTIONS,
+  });
   const metadata = new grpc.Metadata();
   metadata.set(TOKEN_METADATA_KEY, preamble.token);
 
@@ -101,9 +105,10 @@ async function main(): Promise<void> {
   });
   control.on('error', (err) => {
     log(`control stream failed: ${err.message}`);
-    end(EXIT.LOST);
+    // The pending filesystem calls failed with it: let their EIO replies reach the commands.
+    setTimeout(() => end(EXIT.LOST), LINK_LOST_GRACE_MS);
   });
-  control.on('end', () => end(shuttingDown ? EXIT.OK : EXIT.LOST));
+  control.on('end', () => (shuttingDown ? end(EXIT.OK) : setTimeout(() => end(EXIT.LOST), LINK_LOST_GRACE_MS)));
 
   const fs = makeFsClient(client, metadata);
   const ops = makeFuseOps(fs, {
