@@ -139,6 +139,7 @@ describe('another process on the box cannot read local files through the session
         `cat /proc/${cmdPid}/fd/3`,
         `ls /proc/${cmdPid}/cwd/`,
         'find / -xdev -type s 2>/dev/null | grep outrun && echo found-socket',
+        'ls /var/cache/outrun/runtime',
       ];
       for (const t of tries) {
         const out = boxShell(`su -s /bin/sh intruder -c '${t.replace(/'/g, "'\\''")}' 2>&1; echo "exit=$?"`);
@@ -146,6 +147,10 @@ describe('another process on the box cannot read local files through the session
         assert.doesNotMatch(out, /found-socket|rpc\.sock|s-[0-9a-f]{16}/, t);
         if (!t.startsWith('find')) assert.doesNotMatch(out, /exit=0/, `${t} succeeded: ${out}`);
       }
+      // The remote cache (runtime and anything else kept there) is readable by root only.
+      const readable = boxShell(`su -s /bin/sh intruder -c 'find /var/cache/outrun -type f -readable 2>/dev/null | head -5'`).trim();
+      assert.equal(readable, '', 'files of the remote cache a non-root user can read');
+      assert.notEqual(boxShell('find /var/cache/outrun -type f | head -1').trim(), '', 'the cache has files');
     } finally {
       run.child.kill('SIGTERM');
       await run.exited;
