@@ -1,6 +1,7 @@
-// End to end: a passphrase-protected key file is unlocked with its passphrase typed on the
-// terminal (tmux gives outrun a real one); the passphrase is not echoed. Without a terminal
-// the key is skipped and authentication fails with 255.
+// End to end, authentication: a passphrase-protected key file is unlocked with its
+// passphrase typed on the terminal (tmux gives outrun a real one), not echoed; without a
+// terminal the key is skipped and authentication fails with 255. Keyboard-interactive
+// answers with OUTRUN_PASSWORD, which is never logged.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -86,4 +87,52 @@ test('without a terminal the key is skipped: 255', () => {
   });
   assert.equal(r.status, 255, r.stderr);
   assert.match(r.stderr, /authentication/i);
+});
+
+// Keyboard-interactive: a second sshd on the box (port 2022, PAM, keyboard-interactive
+// only) for this test alone; the box's own sshd stays key-only for root.
+test('keyboard-interactive with OUTRUN_PASSWORD: right password runs, wrong one is 255, never logged', { timeout: 120_000 }, async () => {
+  const password = `kbd-${process.pid}-pass`;
+  boxShell(
+    [
+      "cat > /etc/ssh/sshd_kbd_config <<'EOF'",
+      'Port 2022',
+      'HostKey /etc/ssh/ssh_host_ed25519_key',
+      'PidFile /run/sshd-kbd.pid',
+      'PermitRootLogin yes',
+      'PubkeyAuthentication no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication yes',
+      'UsePAM yes',
+      'UseDNS no',
+      'Subsystem sftp /usr/lib/openssh/sftp-server',
+      'EOF',
+      `echo 'root:${password}' | chpasswd`,
+      '/usr/sbin/sshd -f /etc/ssh/sshd_kbd_config',
+    ].join('\n'),
+  );
+  const args = (v: string[]) => [...v, '-F', SSH_CONFIG, '-p', '2022', '-o', 'HostKeyAlias=' + /HostName\s+(\S+)/.exec(readFileSync(SSH_CONFIG, 'utf8'))![1]!];
+  const run = (pw: string | undefined, extra: string[] = []) =>
+    spawnSync('setsid', ['-w', process.execPath, CLI, ...args(extra), 'box', 'sh', '-c', 'echo via-keyboard-interactive'], {
+      encoding: 'utf8',
+      env: { ...process.env, SSH_AUTH_SOCK: '', OUTRUN_PASSWORD: pw ?? '' },
+      timeout: 60_000,
+    });
+  try {
+    const ok = run(password, ['-vv']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, 'via-keyboard-interactive\n');
+    assert.match(ok.stderr, /authenticated to .* with keyboard-interactive/);
+    assert.doesNotMatch(ok.stderr, new RegExp(password));
+    const wrong = run('not-the-password', ['-vv']);
+    assert.equal(wrong.status, 255, wrong.stderr);
+    assert.match(wrong.stderr, /^outrun: .*authentication/m);
+    assert.doesNotMatch(wrong.stderr, /not-the-password/);
+    const none = run(undefined);
+    assert.equal(none.status, 255, none.stderr);
+    assert.equal(none.stderr.trim().split('\n').length, 1, none.stderr);
+  } finally {
+    boxShell('kill $(cat /run/sshd-kbd.pid) 2>/dev/null; usermod -p "*" root; rm -f /etc/ssh/sshd_kbd_config; true');
+  }
+  assert.equal(await waitBoxClean(), '');
 });
