@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests first, then the end-to-end
 // suite against the project's test box (started here and always stopped again).
-//   node scripts/run-tests.mjs [unit|e2e|all]
+//   node scripts/run-tests.mjs [unit|e2e|all]   (unit includes the fuzz run)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +33,8 @@ function testbox(verb) {
 let failed = 0;
 if (which === 'unit' || which === 'all') {
   failed |= nodeTest(testFiles('dist/test/unit'));
+  // The fuzz run of the file server (bounded in time, sandboxed: see test/fuzz).
+  failed |= nodeTest(testFiles('dist/test/fuzz'));
   const helperTest = path.join(ROOT, 'test/helper/helper.test.sh');
   if (fs.existsSync(helperTest)) {
     failed |= spawnSync('bash', [helperTest], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;

@@ -16,6 +16,7 @@ import {
 } from '../wire/services';
 import type { LocalFileServer } from '../fs/local-server';
 import { widenServerWindows } from './http2-windows';
+import { SERVER_LIMIT_OPTIONS } from '../fs/request-limits';
 
 export type ControlStream = grpc.ServerDuplexStream<pb.AgentEvent, pb.ClientOrder.$Properties>;
 
@@ -41,7 +42,8 @@ export function tokenMatches(expected: Buffer, metadata: grpc.Metadata): boolean
 const unauthenticated = { code: grpc.status.UNAUTHENTICATED, details: 'bad session token' };
 
 export class RpcServer {
-  private readonly server = new grpc.Server(GRPC_CHANNEL_OPTIONS);
+  // The request bounds (streams in flight, message size) hold whatever the peer sends.
+  private readonly server = new grpc.Server({ ...GRPC_CHANNEL_OPTIONS, ...SERVER_LIMIT_OPTIONS });
   private readonly injector: grpc.ConnectionInjector;
 
   constructor(token: Buffer, fs: LocalFileServer, session: SessionHandlers, observer: RpcObserver = {}) {

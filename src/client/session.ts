@@ -222,10 +222,20 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     log(`local tree mounted at ${root} (${elapsed()})`);
 
     // ---- channel B: the command ------------------------------------------------------
+    let agentEnded: number | undefined | null = null; // null while the agent runs
+    void agentClosed.then((st) => (agentEnded = st));
     const cc = await commandChannel;
     commandStarted = true;
     const status = await runCommand(opts, sessionDir, cc);
     log(`command ended with status ${status} (${elapsed()})`);
+    // When the agent dies, the helper's init kills the command (status 137): tell that apart
+    // from a command that was killed by itself, and report it as outrun's failure.
+    if (agentEnded === null && status === 128 + 9) await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 1000))]);
+    if (agentEnded !== null) {
+      throw new OutrunError('AGENT_FAILED', `the remote agent ended during the run (status ${agentEnded ?? 'unknown'}); the command was ended with it`, {
+        hint: 'run with -v for the agent log',
+      });
+    }
 
     // ---- orderly end: the agent kills what is left and unmounts ------------------------
     // The agent drains, saves its cache, reports its figures and ends; its helper then

@@ -23,6 +23,7 @@ import {
   type SignCallback,
   type SigningRequestOptions,
 } from 'ssh2';
+import { haveTerminal, readSecretFromTerminal } from './tty-prompt';
 import { OutrunError } from './errors';
 import {
   appendKnownHost,
@@ -271,6 +272,26 @@ interface Identity {
   key?: ParsedKey;
   /** Public key blob, when known (from the key or FILE.pub): selects agent keys for IdentitiesOnly. */
   pub?: Buffer;
+  /** The file's bytes when the key needs a passphrase (asked on the terminal when it is tried). */
+  encrypted?: Buffer;
+}
+
+/** A passphrase-protected key file, unlocked on the terminal when its turn comes. */
+interface EncryptedKeyStep {
+  type: 'encrypted-key';
+  id: Identity;
+}
+
+/** Asks for the passphrase (three tries, as OpenSSH); the key, or undefined if not unlocked. */
+function unlockKey(id: Identity, log: (msg: string) => void): ParsedKey | undefined {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const pass = readSecretFromTerminal(`Enter passphrase for key '${id.file}': `);
+    if (pass === undefined || pass === '') return undefined;
+    const parsed = firstKey(utils.parseKey(id.encrypted!, pass) as ParsedKey | ParsedKey[] | Error);
+    if (!(parsed instanceof Error)) return parsed;
+    log(`identity file ${id.file}: wrong passphrase`);
+  }
+  return undefined;
 }
 
 function firstKey(k: ParsedKey | ParsedKey[] | Error): ParsedKey | Error {
@@ -301,8 +322,10 @@ function loadIdentities(resolved: ResolvedHost, log: (msg: string) => void): Ide
     if (parsed instanceof Error) {
       if (/passphrase/i.test(parsed.message)) {
         const pub = readPublicBlob(`${file}.pub`);
-        log(`identity file ${file} is passphrase-protected: skipped (not supported yet; add it to ssh-agent instead)`);
-        ids.push({ file, ...(pub ? { pub } : {}) });
+        // Asked for on the terminal when tried; without one (or in BatchMode) it is skipped.
+        const askable = !resolved.batchMode && haveTerminal();
+        log(`identity file ${file} is passphrase-protected: ${askable ? 'its passphrase is asked when it is tried' : 'skipped (no terminal to ask on, or BatchMode)'}`);
+        ids.push({ file, ...(pub ? { pub } : {}), ...(askable ? { encrypted: data } : {}) });
       } else {
         log(`identity file ${file}: cannot be used (${parsed.message})`);
       }
@@ -496,7 +519,7 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
   const agentBlobs: Buffer[] = [];
   const tried: string[] = [];
   let serverMethods: AuthenticationType[] | undefined;
-  const queue: AnyAuthMethod[] = [{ type: 'none', username: resolved.user }];
+  const queue: (AnyAuthMethod | EncryptedKeyStep)[] = [{ type: 'none', username: resolved.user }];
   if (resolved.identityAgent !== undefined) {
     const allow = resolved.identitiesOnly ? identities.flatMap((id) => (id.pub ? [id.pub] : [])) : undefined;
     const agent = new SelectingAgent(new OpenSSHAgent(resolved.identityAgent), allow, (offered, total) => {
@@ -507,6 +530,7 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
   }
   for (const id of identities) {
     if (id.key) queue.push({ type: 'publickey', username: resolved.user, key: id.key });
+    else if (id.encrypted) queue.push({ type: 'encrypted-key', id });
   }
   if (password !== undefined) {
     let rounds = 0;
@@ -533,7 +557,16 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
   const authHandler = (authsLeft: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler): void => {
     if (authsLeft) serverMethods = authsLeft;
     while (queue.length) {
-      const m = queue.shift()!;
+      let m = queue.shift()!;
+      if (m.type === 'encrypted-key') {
+        const { id } = m;
+        if (authsLeft && !authsLeft.includes('publickey')) continue;
+        if (id.pub && agentBlobs.some((b) => b.equals(id.pub!))) continue; // the agent already offered it
+        const key = unlockKey(id, log);
+        if (!key) continue;
+        id.key = key;
+        m = { type: 'publickey', username: resolved.user, key };
+      }
       if (m.type === 'none') {
         if (authsLeft) continue;
       } else {

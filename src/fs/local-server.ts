@@ -10,6 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
 import { checkLinkTarget, checkWirePath } from './wire-path';
+import { ByteBudget, MAX_READ_BYTES_IN_FLIGHT } from './request-limits';
 import type { FsHandler, FsMethodName } from '../wire/services';
 import type { pb } from '../wire/schema';
 import { isElf, prefetchBytecode, prefetchLibraries, prefetchSiblingBytecode } from './prefetch';
@@ -122,6 +123,8 @@ export class LocalFileServer {
   private readonly files = new Map<number, FileHandle>();
   private nextHandle = 1;
   private closed = false;
+  /** Read buffers held at once, across all requests of the session. */
+  readonly readBudget = new ByteBudget(MAX_READ_BYTES_IN_FLIGHT);
 
   constructor(
     private readonly limits: LocalServerLimits = DEFAULT_LIMITS,
@@ -207,9 +210,12 @@ export class LocalFileServer {
   ): Promise<(T & { errno: number; handle: number }) | { errno: number }> {
     if (this.closed) return fail(EBADF);
     if (this.files.size >= this.limits.maxOpenFiles) return fail(EMFILE);
-    const fh = await fsp.open(p, flags, mode);
+    // O_NONBLOCK: opening a FIFO must not park a thread of the pool (FUSE never sends opens
+    // of FIFOs or devices, the kernel serves those itself; only a hostile peer would).
+    const fh = await fsp.open(p, flags | FS.O_NONBLOCK, mode);
     try {
       const st = await fh.stat({ bigint: true });
+      if (!st.isFile() && !st.isDirectory()) throw Object.assign(new Error('not a file'), { code: 'EINVAL' });
       const extra = await then(fh, st, attrFromStats(st));
       return { ...extra, errno: 0, handle: this.addHandle(fh) };
     } catch (err) {
@@ -304,7 +310,10 @@ export class LocalFileServer {
     Read: (req) =>
       this.onHandle(req.handle, async (fh) => {
         if (req.size > this.limits.maxReadBytes || req.offset > MAX_FILE_OFFSET) return fail(EINVAL);
-        return { errno: 0, data: await readFully(fh, Buffer.allocUnsafe(req.size), req.offset) };
+        return this.readBudget.with(req.size, async () => ({
+          errno: 0,
+          data: await readFully(fh, Buffer.allocUnsafe(req.size), req.offset),
+        }));
       }),
 
     Write: (req) =>

@@ -18,6 +18,7 @@ import { PersistentCache } from '../fs/persistent-cache';
 import type { WriteBehind } from '../fs/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
+import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
@@ -88,7 +89,10 @@ async function main(): Promise<void> {
   const since = (t: number) => `${(performance.now() - t).toFixed(0)} ms`;
   const tStart = performance.now();
   await bridgeStdioToSocket(socketPath, process.stdin, process.stdout, rest);
-  const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+  const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), {
+    ...GRPC_CHANNEL_OPTIONS,
+    ...LINK_WATCH_OPTIONS,
+  });
   // Connect now (HTTP/2 set-up takes round trips), while the cache index is read.
   client.getChannel().getConnectivityState(true);
   const metadata = new grpc.Metadata();
@@ -188,11 +192,12 @@ async function main(): Promise<void> {
   control.on('error', (err) => {
     if (shuttingDown) return;
     log(`control stream failed: ${err.message}`);
-    finish(EXIT.LOST);
+    // The pending filesystem calls failed with it: let their EIO replies reach the commands.
+    setTimeout(() => finish(EXIT.LOST), LINK_LOST_GRACE_MS);
   });
   control.on('end', () => {
-    if (!shuttingDown) finish(EXIT.LOST);
-    else channelEnded();
+    if (shuttingDown) channelEnded();
+    else setTimeout(() => finish(EXIT.LOST), LINK_LOST_GRACE_MS);
   });
 
   const fs = makeFsClient(client, metadata);

@@ -355,8 +355,8 @@ describe('authentication', () => {
     await endClient(client);
   });
 
-  test('a passphrase-protected key is skipped with a -v line', async () => {
-    const cfg = goodConfig().replace(clientKey.file, encryptedKey.file);
+  test('in BatchMode a passphrase-protected key is skipped with a -v line (no prompt)', async () => {
+    const cfg = goodConfig().replace(clientKey.file, encryptedKey.file).replace(/\n*$/, '\n BatchMode yes\n');
     const err = await connectFails(resolve('target', cfg), 'SSH_AUTH');
     assert.ok(err.logs.some((l) => /id_encrypted is passphrase-protected: skipped/.test(l)), err.logs.join('\n'));
   });
