@@ -19,7 +19,11 @@ mount --bind / "$new"
 mount -o remount,bind,ro "$new"
 mount -t tmpfs -o size=256m,mode=1777 fuzz-tmp "$new/tmp"
 mount -t tmpfs -o size=1m fuzz-dev "$new/dev"
-for d in null zero urandom; do touch "$new/dev/$d"; mount --bind "/dev/$d" "$new/dev/$d"; done
+# Device nodes of our own on the scratch /dev: a bind mount of the machine's /dev/null would
+# let a hostile chmod, chown or utimens change the real one (seen: mode 7515, owner 56806).
+mknod -m 666 "$new/dev/null" c 1 3
+mknod -m 666 "$new/dev/zero" c 1 5
+mknod -m 666 "$new/dev/urandom" c 1 9
 mount -t proc -o ro proc "$new/proc"
 exec chroot "$new" "$@"
 `;
