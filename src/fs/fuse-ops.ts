@@ -80,7 +80,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const contents = new ContentCache();
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
-  const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean }>();
+  const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean; reopened?: Promise<number> }>();
   /**
    * Handles of files opened from the content cache, with no file open on the local side.
    * fuse-native carries handles as uint32; the local side numbers up from 1, these down
@@ -90,9 +90,14 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const isLocalHandle = (fd: number) => fd > 0x80000000;
 
   function track(handle: number, path: string, data?: Buffer, wholeFile = false): void {
-    const fetch = (offset: number, size: number) => {
+    const fetch = async (offset: number, size: number) => {
       counters.inc('read.fetch');
-      return fs.Read({ handle, offset, size }).then((r) => {
+      // A file opened from the content cache has no local handle: once that content is stale
+      // (the file changed through the mount), it is opened for real, as the command's fd
+      // still reads the file's current bytes.
+      const entry = open.get(handle);
+      const real = !isLocalHandle(handle) ? handle : entry ? await (entry.reopened ??= reopen(path)) : 0;
+      return fs.Read({ handle: real, offset, size }).then((r) => {
         if (r.errno !== 0) throw new ErrnoError(r.errno);
         counters.inc('read.fetched-bytes', r.data.length);
         return bytes(r.data);
@@ -103,6 +108,13 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     else if (wholeFile) ra.seed(Buffer.alloc(0), true);
     open.get(handle)?.ra.clear();
     open.set(handle, { path, ra });
+  }
+
+  function reopen(path: string): Promise<number> {
+    return fs.Open({ path: wirePath(path), flags: FS.O_RDONLY }).then((r) => {
+      if (r.errno !== 0) throw new ErrnoError(r.errno);
+      return r.handle;
+    });
   }
 
   /** The file at `path` changed through the mount: nothing read ahead of it is current. */
@@ -350,7 +362,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
           });
         } else f.ra.clear();
       } else f?.ra.clear();
-      if (isLocalHandle(fd)) return cb(0);
+      if (isLocalHandle(fd)) {
+        void f?.reopened?.then((handle) => fs.Release({ handle }), () => undefined);
+        return cb(0);
+      }
       // Closing changes nothing on disk unless the handle wrote.
       simple('release', fs.Release({ handle: fd }), cb, () => f?.written && changed(path));
     },

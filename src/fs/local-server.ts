@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
-import { checkLinkTarget, checkWirePath } from './wire-path';
+import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
 import type { FsHandler, FsMethodName } from '../wire/services';
 
 export interface LocalServerLimits {
@@ -123,7 +123,7 @@ export class LocalFileServer {
     fn: (p: Buffer) => Promise<T>,
   ): Promise<T | { errno: number }> {
     const p = checkWirePath(raw);
-    if (!p) return fail(EINVAL);
+    if (!p) return fail(refusedPathErrno(raw));
     try {
       return await fn(p);
     } catch (err) {
@@ -267,20 +267,20 @@ export class LocalFileServer {
 
     Rename: async (req) => {
       const to = checkWirePath(req.to);
-      if (!to) return fail(EINVAL);
+      if (!to) return fail(refusedPathErrno(req.to));
       if (req.flags !== 0) return fail(EINVAL);
       return this.onPath(req.from, (from) => done(fsp.rename(from, to)));
     },
 
     Symlink: async (req) => {
       const target = checkLinkTarget(req.target);
-      if (!target) return fail(EINVAL);
+      if (!target) return fail(refusedPathErrno(req.target, true));
       return this.onPath(req.path, (p) => done(fsp.symlink(target, p)));
     },
 
     Link: async (req) => {
       const existing = checkWirePath(req.target);
-      if (!existing) return fail(EINVAL);
+      if (!existing) return fail(refusedPathErrno(req.target));
       return this.onPath(req.path, (p) => done(fsp.link(existing, p)));
     },
 
@@ -298,7 +298,8 @@ export class LocalFileServer {
     Utimens: (req) =>
       this.onPath(req.path, async (p) => {
         const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
-          t ? (t.sec ?? 0) + (t.nsec ?? 0) / 1e9 : Date.now() / 1000;
+          // +0.5 µs: node keeps whole microseconds and truncates, and sec + nsec/1e9 is inexact.
+          t ? (t.sec ?? 0) + ((t.nsec ?? 0) + 500) / 1e9 : Date.now() / 1000;
         await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
         return ok;
       }),
