@@ -10,8 +10,9 @@ import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
 import { timespecFromMs, timespecToMs } from './attr';
-import { EIO, ENOENT } from './errno';
+import { EIO, ENOENT, ENOTEMPTY } from './errno';
 import type { FsClient } from './rpc-client';
+import { HiddenFiles } from './hidden-files';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
@@ -78,6 +79,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
   const contents = new ContentCache();
+  const hidden = new HiddenFiles();
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
   const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean; reopened?: Promise<number> }>();
@@ -115,6 +117,22 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       if (r.errno !== 0) throw new ErrnoError(r.errno);
       return r.handle;
     });
+  }
+
+  /** Unlinks `src`, which is open, where libfuse would rename it to `hiddenPath` (see hidden-files.ts). */
+  function unlinkOpenFile(src: string, hiddenPath: string, cb: Cb): void {
+    const known = cache.get(src);
+    const attr: Promise<CachedAttr | undefined> =
+      known && known !== 'missing' ? Promise.resolve(known) : fs.Getattr({ path: wirePath(src) }).then((r) => r.attr ?? undefined);
+    attr.then(
+      (a) =>
+        simple('unlink', fs.Unlink({ path: wirePath(src) }), cb, () => {
+          hidden.add(hiddenPath, a ?? {});
+          changed(src);
+          cache.invalidate(src, true);
+        }),
+      () => cb(-EIO),
+    );
   }
 
   /** The file at `path` changed through the mount: nothing read ahead of it is current. */
@@ -201,6 +219,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
 
   return {
     getattr(path: string, cb: Cb) {
+      const hiddenAttr = hidden.get(path);
+      if (hiddenAttr) return cb(0, toFuseStat(hiddenAttr));
       const hit = cache.get(path);
       counters.inc(hit ? 'attr.hit' : 'attr.miss');
       if (hit === 'missing') return cb(-ENOENT);
@@ -331,6 +351,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       fs.Write({ handle: fd, offset: pos, data }).then(
         (r) => {
           changed(path);
+          if (r.errno === 0) hidden.wrote(path, pos + r.written);
           cb(r.errno !== 0 ? -r.errno : r.written);
         },
         (err) => {
@@ -375,7 +396,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     ftruncate(path: string, fd: number, size: number, cb: Cb) {
-      simple('ftruncate', fs.Truncate({ path: wirePath(path), size, handle: fd }), cb, () => changed(path));
+      simple('ftruncate', fs.Truncate({ path: wirePath(path), size, handle: fd }), cb, () => {
+        hidden.truncated(path, size);
+        changed(path);
+      });
     },
 
     mkdir(path: string, mode: number, cb: Cb) {
@@ -387,10 +411,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     rmdir(path: string, cb: Cb) {
+      if (hidden.hasUnder(path)) return cb(-ENOTEMPTY);
       simple('rmdir', fs.Rmdir({ path: wirePath(path) }), cb, () => cache.invalidateTree(path));
     },
 
     unlink(path: string, cb: Cb) {
+      if (hidden.remove(path)) return cb(0); // unlinked already, when it was hidden
       const before = cache.get(path); // unlinking changes the link count under its other names
       simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => {
         if (before && before !== 'missing') cache.set(path, before);
@@ -399,7 +425,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     rename(src: string, dest: string, cb: Cb) {
+      if (HiddenFiles.isHiddenName(dest)) return unlinkOpenFile(src, dest, cb);
       simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
+        hidden.moved(src, dest);
         changed(src);
         changed(dest);
         cache.invalidateTree(src);

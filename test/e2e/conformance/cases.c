@@ -418,11 +418,36 @@ static void case_unlink_open_file(void) {
   show_fd("old fd", fd);
   show_file("new g", "g");
   close(fd);
+  mkdir("holder", 0755);
+  put("holder/f", "held");
+  fd = open("holder/f", O_RDWR);
+  check("unlink holder/f", unlink("holder/f"));
+  show_dir("holder", "holder");
+  check("rename its dir", rename("holder", "moved"));
+  printf("write past the end: %zd\n", pwrite(fd, "grown", 5, 100));
+  show_fstat("fstat after growing", fd);
+  check("ftruncate", ftruncate(fd, 3));
+  show_fstat("fstat after ftruncate", fd);
+  show_fd("read", fd);
+  close(fd);
+  check("rmdir its dir after close", rmdir("moved"));
   mkdir("d", 0755);
   int dfd = open("d", O_RDONLY | O_DIRECTORY);
   check("rmdir an open dir", rmdir("d"));
   check("create in the removed dir", openat(dfd, "x", O_WRONLY | O_CREAT, 0644));
   close(dfd);
+}
+
+static void case_rmdir_holding_unlinked_open_file(void) {
+  mkdir("holder", 0755);
+  put("holder/f", "held");
+  int fd = open("holder/f", O_RDWR);
+  check("unlink holder/f", unlink("holder/f"));
+  show_dir("holder", "holder");
+  check("rmdir its dir while the file is open", rmdir("holder"));
+  show_fd("read", fd);
+  close(fd);
+  check("rmdir after close", rmdir("holder"));
 }
 
 static void case_mmap(void) {
@@ -677,7 +702,7 @@ static void case_deep_paths_over_path_max(void) {
   printf("descended %d levels, created %d files\n", depth, made);
   char cwd[16384];
   printf("getcwd: %s\n", getcwd(cwd, sizeof cwd) ? "ok" : ename(errno));
-  check("mkdir at the bottom", mkdir("more", 0755));
+  check("mkdir at the bottom", mkdir("a-name-long-enough-to-pass-path-max-here", 0755));
   check("stat .", access(".", F_OK));
 }
 
@@ -838,6 +863,7 @@ static const struct test_case cases[] = {
     {"o_trunc", case_o_trunc},
     {"truncate", case_truncate},
     {"unlink_open_file", case_unlink_open_file},
+    {"rmdir_holding_unlinked_open_file", case_rmdir_holding_unlinked_open_file},
     {"mmap", case_mmap},
     {"utimens_seconds", case_utimens_seconds},
     {"utimens_before_1970", case_utimens_before_1970},
