@@ -298,8 +298,9 @@ export class LocalFileServer {
     Utimens: (req) =>
       this.onPath(req.path, async (p) => {
         const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
-          // +0.5 µs: node keeps whole microseconds and truncates, and sec + nsec/1e9 is inexact.
-          t ? (t.sec ?? 0) + ((t.nsec ?? 0) + 500) / 1e9 : Date.now() / 1000;
+          // Node keeps whole microseconds, truncating a double that is inexact: aim at the middle
+          // of the microsecond so that it lands on the right one.
+          t ? (t.sec ?? 0) + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9 : Date.now() / 1000;
         await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
         return ok;
       }),
