@@ -256,7 +256,10 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
   terminal?.enterRaw((rows, cols) => ch.setWindow(rows, cols, 0, 0));
   const signalHandlers = new Map<string, () => void>();
   let lastInt = 0;
-  if (!terminal) {
+  // Also with a terminal: there the keys go to the remote pty as bytes, and these come only
+  // from kill(1) and the like (SIGHUP: the terminal went away). Unhandled, they would end
+  // outrun without restoring the terminal or ending the command.
+  {
     for (const sig of FORWARDED_SIGNALS) {
       const handler = () => {
         // A second Ctrl-C within two seconds ends the command hard.
