@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { boxShell, waitBoxClean } from './harness';
-import { OUTRUN, TmuxPane, recordedRun, sleep } from './tmux';
+import { OUTRUN, TmuxPane, closeTmux, recordedRun, sleep } from './tmux';
 
 /** Children of a local process (the pane's shell runs outrun as its child). */
 function childPids(pid: number): number[] {
@@ -32,6 +32,7 @@ describe('a terminal session through outrun', { timeout: 10 * 60_000 }, () => {
   });
   after(async () => {
     for (const p of panes) p.kill();
+    closeTmux();
     rmSync(dir, { recursive: true, force: true });
     assert.equal(await waitBoxClean(), '');
   });

@@ -1,15 +1,24 @@
 // A real terminal for end-to-end tests: a detached tmux session running a local shell
 // script, read back with capture-pane and driven with send-keys.
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { CLI, SSH_CONFIG } from './harness';
 
-export const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
+/** A tmux server of our own (other test runs on this machine use the default one). */
+const SOCKET = `outrun-e2e-${process.pid}`;
+export const tmux = (...args: string[]) => spawnSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The shell words that run the built outrun against the test box. */
 export const OUTRUN = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box`;
 
 let counter = 0;
+
+/** Ends our tmux server and removes its socket file (tmux leaves it behind). */
+export function closeTmux(): void {
+  tmux('kill-server');
+  rmSync(`${process.env.TMUX_TMPDIR || '/tmp'}/tmux-${process.getuid!()}/${SOCKET}`, { force: true });
+}
 
 export class TmuxPane {
   readonly name = `outrun-e2e-${process.pid}-${++counter}`;
