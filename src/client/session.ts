@@ -271,6 +271,20 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
       process.on(sig, handler);
     }
   }
+  // The local reader went away (`outrun box yes | head -1`): the command gets SIGPIPE, as it
+  // would writing into a closed local pipe, and what it still writes is dropped.
+  let readerGone = false;
+  const onOutputError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || readerGone) return;
+    readerGone = true;
+    ch.unpipe(process.stdout);
+    ch.stderr.unpipe(process.stderr);
+    ch.on('data', () => undefined).resume();
+    ch.stderr.on('data', () => undefined).resume();
+    sendSignal(opts, sessionDir, 'PIPE');
+  };
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
   try {
     process.stdin.pipe(ch);
     ch.pipe(process.stdout, { end: false });
