@@ -259,17 +259,15 @@ async function runCommand(opts: SessionOptions, sessionDir: string): Promise<num
   // Also with a terminal: there the keys go to the remote pty as bytes, and these come only
   // from kill(1) and the like (SIGHUP: the terminal went away). Unhandled, they would end
   // outrun without restoring the terminal or ending the command.
-  {
-    for (const sig of FORWARDED_SIGNALS) {
-      const handler = () => {
-        // A second Ctrl-C within two seconds ends the command hard.
-        if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
-        else sendSignal(opts, sessionDir, sig.slice(3));
-        if (sig === 'SIGINT') lastInt = Date.now();
-      };
-      signalHandlers.set(sig, handler);
-      process.on(sig, handler);
-    }
+  for (const sig of FORWARDED_SIGNALS) {
+    const handler = () => {
+      // A second Ctrl-C within two seconds ends the command hard.
+      if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
+      else sendSignal(opts, sessionDir, sig.slice(3));
+      if (sig === 'SIGINT') lastInt = Date.now();
+    };
+    signalHandlers.set(sig, handler);
+    process.on(sig, handler);
   }
   // The local reader went away (`outrun box yes | head -1`): the command gets SIGPIPE, as it
   // would writing into a closed local pipe, and what it still writes is dropped.

@@ -202,7 +202,7 @@ describe('signals, streams and identity through outrun', { timeout: 15 * 60_000 
       });
     test('uid, gid, supplementary groups, umask and the rlimits a build cares about are the local ones', () => {
       const limits = 'umask 027; ulimit -n 700; ulimit -c 0; ulimit -S -s 4096; ulimit -S -f 4000000; ulimit -S -t 3600';
-      const show = `bash -c 'id -u; id -g; id -G; umask; for o in n Hn s Hs c f t d v u; do printf "%s " $(ulimit -$o 2>/dev/null || echo -); done; echo'`;
+      const show = `bash -c 'id -u; id -g; id -G; umask; for o in n Hn s Hs c f t d v u; do printf "%s " $(ulimit -$o 2>&1 || echo -); done; echo'`;
       const local = asUser(`${limits}; ${show}`);
       const remote = asUser(`${limits}; ${process.execPath} ${CLI} -F ${user.sshConfig} box ${show}`);
       assert.equal(local.status, 0, local.stderr);
