@@ -10,6 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
 import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
+import { makeSocketFile } from './socket-file';
 import type { FsHandler, FsMethodName } from '../wire/services';
 
 export interface LocalServerLimits {
@@ -254,6 +255,10 @@ export class LocalFileServer {
         const perm = (req.mode & 0o7777).toString(8);
         if (type === FS.S_IFREG) {
           await (await fsp.open(p, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, req.mode & 0o7777)).close();
+          return ok;
+        }
+        if (type === FS.S_IFSOCK) {
+          await makeSocketFile(p, req.mode & 0o7777);
           return ok;
         }
         if (type !== FS.S_IFIFO) return fail(EPERM);

@@ -38,16 +38,6 @@ for (const id of [
 ]) {
   KNOWN[id] = ['ok', '?', rmdirWhileOpen];
 }
-const noSockets = 'binding a unix socket on the mount fails (EPERM): the local side cannot create socket files';
-for (const id of [
-  'test.test_pathlib.PathTest.test_is_socket_true',
-  'test.test_pathlib.PosixPathTest.test_is_socket_true',
-  'test.test_stat.TestFilemodeCStat.test_socket',
-  'test.test_stat.TestFilemodePyStat.test_socket',
-]) {
-  KNOWN[id] = ['ok', 'skipped', noSockets];
-}
-
 function outcomes(stdout: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const line of stdout.split('\n')) {

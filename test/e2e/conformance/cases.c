@@ -22,7 +22,9 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -752,6 +754,30 @@ static void case_names_not_utf8(void) {
   }
 }
 
+static void case_unix_socket(void) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strcpy(a.sun_path, "sock");
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  check("bind", bind(s, (struct sockaddr *)&a, sizeof a));
+  check("listen", listen(s, 1));
+  show_stat("sock", "sock", 0);
+  int s2 = socket(AF_UNIX, SOCK_STREAM, 0);
+  check("bind the same name again", bind(s2, (struct sockaddr *)&a, sizeof a));
+  pid_t pid = fork();
+  if (pid == 0) {
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(c, (struct sockaddr *)&a, sizeof a) < 0) _exit(1);
+    _exit(write(c, "over the socket", 15) == 15 ? 0 : 2);
+  }
+  int conn = accept(s, NULL, NULL);
+  char buf[32] = {0};
+  printf("accepted: %s, read %zd [%s]\n", conn >= 0 ? "yes" : ename(errno), conn >= 0 ? read(conn, buf, 31) : -1, buf);
+  printf("client status %d\n", child_status(pid));
+  close(s);
+  show_dir("dir", ".");
+  check("unlink the socket", unlink("sock"));
+}
+
 static void case_xattrs(void) {
   char buf[256];
   put("f", "x");
@@ -877,6 +903,7 @@ static const struct test_case cases[] = {
     {"deep_paths_over_path_max", case_deep_paths_over_path_max},
     {"names", case_names},
     {"names_not_utf8", case_names_not_utf8},
+    {"unix_socket", case_unix_socket},
     {"xattrs", case_xattrs},
     {"locks", case_locks},
     {NULL, NULL},

@@ -30,6 +30,7 @@ const SAME = [
   'deep_trees',
   'names',
   'locks',
+  'unix_socket',
 ];
 
 interface KnownDifference {
