@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { patchedFuseAddon } from './patch-fuse-native.mjs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -252,7 +253,9 @@ export async function buildRuntime(opts = {}) {
   sources.set('node', { src: nodeBin, mode: 0o755 });
   sources.set(`lib/${loaderBase}`, { src: fs.realpathSync(interp), mode: 0o755 });
   sources.set('lib/libfuse.so.2', { src: fs.realpathSync(libfuse), mode: 0o644 });
-  sources.set('fuse.node', { src: fs.realpathSync(fuseAddon), mode: 0o644 });
+  const fixedAddon = patchedFuseAddon(fs.realpathSync(fuseAddon), path.join(ROOT, 'dist/patched'));
+  if (!fixedAddon) opts.log?.('build-runtime: warning: unknown fuse-native addon build: utimens will set mtime = atime');
+  sources.set('fuse.node', { src: fixedAddon ?? fs.realpathSync(fuseAddon), mode: 0o644 });
   for (const f of [nodeBin, fuseAddon, libfuse]) {
     for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, ['libfuse.so.2']))) {
       if (!sources.has(`lib/${name}`)) sources.set(`lib/${name}`, { src, mode: 0o644 });

@@ -10,8 +10,9 @@ export interface ExecSpec {
   umask: number;
   cwd: string;
   rlimits: { resource: number; soft: number | 'inf'; hard: number | 'inf' }[];
-  argv: string[];
-  env: string[];
+  /** Strings, or exact bytes where the local ones are known (they need not be UTF-8). */
+  argv: (string | Buffer)[];
+  env: (string | Buffer)[];
 }
 
 // Linux RLIMIT_* numbers of the limits a build cares about, by their /proc/self/limits name.
@@ -72,6 +73,36 @@ export function commandEnvironment(env: NodeJS.ProcessEnv = process.env): string
     .map(([k, v]) => `${k}=${v}`);
 }
 
+/**
+ * NUL-terminated byte strings of a /proc file. Node's own process.argv and process.env
+ * decode these as UTF-8, turning bytes that are not into U+FFFD; the command must get them
+ * exactly.
+ */
+function procStrings(file: string): Buffer[] {
+  const raw = readFileSync(file);
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = raw.indexOf(0); i >= 0; start = i + 1, i = raw.indexOf(0, start)) out.push(raw.subarray(start, i));
+  return out;
+}
+
+const OUTRUN_PREFIX = Buffer.from('OUTRUN_');
+
+/** The environment this process started with, byte for byte, without outrun's own settings. */
+export function rawEnvironment(entries: Buffer[] = procStrings('/proc/self/environ')): Buffer[] {
+  return entries.filter((e) => e.includes(0x3d) && !e.subarray(0, OUTRUN_PREFIX.length).equals(OUTRUN_PREFIX));
+}
+
+/**
+ * The command's words as the bytes they were given as: the last argv.length words of this
+ * process's command line, when they are what Node decoded (else the decoded strings).
+ */
+export function rawCommand(argv: string[], cmdline: Buffer[] = procStrings('/proc/self/cmdline')): (string | Buffer)[] {
+  const tail = cmdline.slice(cmdline.length - argv.length);
+  const same = argv.length > 0 && tail.length === argv.length && tail.every((b, i) => b.toString('utf8') === argv[i]);
+  return same ? tail : argv;
+}
+
 export function localExecSpec(argv: string[]): ExecSpec {
   return {
     uid: process.getuid!(),
@@ -80,8 +111,8 @@ export function localExecSpec(argv: string[]): ExecSpec {
     umask: localUmask(),
     cwd: localCwd(),
     rlimits: localRlimits(),
-    argv,
-    env: commandEnvironment(),
+    argv: rawCommand(argv),
+    env: rawEnvironment(),
   };
 }
 
@@ -91,7 +122,7 @@ const NUL = Buffer.from([0]);
 /** Length-prefixed spec, as `outrun-helper exec` reads it after its READY line. */
 export function encodeExecSpec(spec: ExecSpec): Buffer {
   if (spec.argv.length === 0) throw new Error('empty command');
-  const fields: string[] = [
+  const fields: (string | Buffer)[] = [
     MAGIC,
     String(spec.uid),
     String(spec.gid),
@@ -108,7 +139,7 @@ export function encodeExecSpec(spec: ExecSpec): Buffer {
   ];
   const parts: Buffer[] = [];
   for (const f of fields) {
-    const b = Buffer.from(f, 'utf8');
+    const b = Buffer.isBuffer(f) ? f : Buffer.from(f, 'utf8');
     if (b.includes(0)) throw new Error('argument or environment contains a NUL byte');
     parts.push(b, NUL);
   }

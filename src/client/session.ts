@@ -90,7 +90,11 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   const sessionDir = `/run/outrun/s-${randomBytes(8).toString('hex')}`;
   const token = randomBytes(32).toString('hex');
   // The command's environment decides where its libraries come from (LD_LIBRARY_PATH).
-  const commandEnv = Object.fromEntries(opts.spec.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const commandEnv: Record<string, string> = {};
+  for (const raw of opts.spec.env) {
+    const e = raw.toString(); // entries may be bytes; these are only read for paths
+    if (e.includes('=')) commandEnv[e.slice(0, e.indexOf('='))] ??= e.slice(e.indexOf('=') + 1);
+  }
   const files = new LocalFileServer(undefined, commandEnv);
   // Modes from the remote are already masked by the command's umask (see local-server.ts).
   const savedUmask = process.umask(0);
@@ -168,9 +172,9 @@ export async function runSession(opts: SessionOptions): Promise<number> {
             setImmediate(() => ahead?.remember(probes));
             log(`cache: ${probes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
           }
-          const home = opts.spec.env.find((e) => e.startsWith('HOME='))?.slice(5);
+          const home = commandEnv.HOME;
           // The command's PATH is searched by whatever it runs (shells, make, compilers).
-          const pathDirs = opts.spec.env.find((e) => e.startsWith('PATH='))?.slice(5).split(':') ?? [];
+          const pathDirs = commandEnv.PATH?.split(':') ?? [];
           const warm = await warmListings(files, [opts.spec.cwd, home, ...pathDirs]);
           log(`hello answered in ${(performance.now() - t0).toFixed(0)} ms (${warm.length} directories listed ahead)`);
           return {
@@ -329,18 +333,33 @@ async function runCommand(opts: SessionOptions, sessionDir: string, cc: CommandC
   terminal?.enterRaw((rows, cols) => ch.setWindow(rows, cols, 0, 0));
   const signalHandlers = new Map<string, () => void>();
   let lastInt = 0;
-  if (!terminal) {
-    for (const sig of FORWARDED_SIGNALS) {
-      const handler = () => {
-        // A second Ctrl-C within two seconds ends the command hard.
-        if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
-        else sendSignal(opts, sessionDir, sig.slice(3));
-        if (sig === 'SIGINT') lastInt = Date.now();
-      };
-      signalHandlers.set(sig, handler);
-      process.on(sig, handler);
-    }
+  // Also with a terminal: there the keys go to the remote pty as bytes, and these come only
+  // from kill(1) and the like (SIGHUP: the terminal went away). Unhandled, they would end
+  // outrun without restoring the terminal or ending the command.
+  for (const sig of FORWARDED_SIGNALS) {
+    const handler = () => {
+      // A second Ctrl-C within two seconds ends the command hard.
+      if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
+      else sendSignal(opts, sessionDir, sig.slice(3));
+      if (sig === 'SIGINT') lastInt = Date.now();
+    };
+    signalHandlers.set(sig, handler);
+    process.on(sig, handler);
   }
+  // The local reader went away (`outrun box yes | head -1`): the command gets SIGPIPE, as it
+  // would writing into a closed local pipe, and what it still writes is dropped.
+  let readerGone = false;
+  const onOutputError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || readerGone) return;
+    readerGone = true;
+    ch.unpipe(process.stdout);
+    ch.stderr.unpipe(process.stderr);
+    ch.on('data', () => undefined).resume();
+    ch.stderr.on('data', () => undefined).resume();
+    sendSignal(opts, sessionDir, 'PIPE');
+  };
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
   try {
     process.stdin.pipe(ch);
     ch.pipe(process.stdout, { end: false });

@@ -13,6 +13,7 @@ export const EINVAL = ERRNO.EINVAL;
 export const EMFILE = ERRNO.EMFILE;
 export const ENAMETOOLONG = ERRNO.ENAMETOOLONG;
 export const ENOSYS = ERRNO.ENOSYS;
+export const ENOTEMPTY = ERRNO.ENOTEMPTY;
 export const EOPNOTSUPP = ERRNO.EOPNOTSUPP;
 
 /** The positive errno of a Node fs error; EIO for anything that is not one. */

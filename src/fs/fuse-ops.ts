@@ -10,12 +10,13 @@ import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
 import { timespecFromMs, timespecToMs } from './attr';
-import { EIO, ENOENT } from './errno';
+import { EIO, ENOENT, ENOTEMPTY } from './errno';
 import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
 import type { FileHandle } from 'node:fs/promises';
 import { sameVersion } from './fingerprint';
 import { WriteBehind } from './write-behind';
+import { HiddenFiles } from './hidden-files';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
@@ -137,9 +138,18 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
   const contents = new ContentCache();
+  const hidden = new HiddenFiles();
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
-  const open = new Map<number, { path: string; ra: FileReadAhead; written?: boolean; blob?: FileHandle }>();
+  /**
+   * Open files: their path (for invalidation), what was read ahead, whether written, the
+   * blob or bytes a handle with no local side reads from, whether those went stale (the
+   * file changed through the mount) and, then, the real handle opened in their place.
+   */
+  const open = new Map<
+    number,
+    { path: string; ra: FileReadAhead; written?: boolean; blob?: FileHandle; stale?: boolean; reopened?: Promise<number> }
+  >();
   const persist = opts.persistent;
   /** Persistent entries for `path` are worth looking up / recording. */
   const persists = (path: string) => !!persist?.covers(path);
@@ -162,13 +172,20 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   };
 
   function track(handle: number, path: string, data?: Buffer, wholeFile = false, blob?: FileHandle): void {
-    // A file known whole is read from its bytes even after the window budget dropped the
-    // window (files opened from the content cache have no handle on the local side at all).
-    const fetch: (offset: number, size: number) => Promise<Buffer> = blob
-      ? (offset, size) => readAt(blob, offset, size)
-      : wholeFile && data
-        ? (offset, size) => Promise.resolve(data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length)))
-        : fetchRange(handle);
+    // A handle with no local side (opened from the content cache or a blob) reads those
+    // bytes while they are current, even after the window budget dropped its window. Once
+    // the file changed through the mount, it is opened for real: the command's fd reads the
+    // file's current bytes, as locally.
+    const fetch = async (offset: number, size: number): Promise<Buffer> => {
+      const entry = open.get(handle);
+      if (!isLocalHandle(handle)) return fetchRange(handle)(offset, size);
+      if (entry && !entry.stale) {
+        if (blob) return readAt(blob, offset, size);
+        if (wholeFile && data) return data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length));
+      }
+      const real = entry ? await (entry.reopened ??= reopen(path)) : 0;
+      return fetchRange(real)(offset, size);
+    };
     const ra = new FileReadAhead(fetch, budget);
     if (data && data.length > 0) ra.seed(data, wholeFile);
     else if (wholeFile) ra.seed(Buffer.alloc(0), true);
@@ -204,9 +221,36 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     persist?.invalidateTree(path);
   }
 
+  function reopen(path: string): Promise<number> {
+    return fs.Open({ path: wirePath(path), flags: FS.O_RDONLY }).then((r) => {
+      if (r.errno !== 0) throw new ErrnoError(r.errno);
+      return r.handle;
+    });
+  }
+
+  /** Unlinks `src`, which is open, where libfuse would rename it to `hiddenPath` (see hidden-files.ts). */
+  function unlinkOpenFile(src: string, hiddenPath: string, cb: Cb): void {
+    const known = cache.get(src);
+    const attr: Promise<CachedAttr | undefined> =
+      known && known !== 'missing' ? Promise.resolve(known) : fs.Getattr({ path: wirePath(src) }).then((r) => r.attr ?? undefined);
+    attr.then(
+      (a) =>
+        simple('unlink', fs.Unlink({ path: wirePath(src) }), cb, () => {
+          hidden.add(hiddenPath, a ?? {});
+          changed(src);
+          cache.invalidate(src, true);
+        }),
+      () => cb(-EIO),
+    );
+  }
+
   /** The file at `path` changed through the mount: nothing read ahead of it is current. */
   function changed(path: string): void {
-    for (const f of open.values()) if (f.path === path) f.ra.clear();
+    for (const f of open.values()) {
+      if (f.path !== path) continue;
+      f.ra.clear();
+      f.stale = true;
+    }
     contents.forget(path);
     forget(path);
   }
@@ -458,13 +502,18 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         });
       } else f.ra.clear();
     } else f?.ra.clear();
-    if (isLocalHandle(fd)) return cb(0);
+    if (isLocalHandle(fd)) {
+      void f?.reopened?.then((handle) => fs.Release({ handle }), () => undefined);
+      return cb(0);
+    }
     // Closing changes nothing on disk unless the handle wrote.
     simple('release', fs.Release({ handle: fd }), cb, () => f?.written && changed(path));
   }
 
   return {
     getattr(path: string, cb: Cb) {
+      const hiddenAttr = hidden.get(path);
+      if (hiddenAttr) return cb(0, toFuseStat(hiddenAttr));
       const hit = cache.get(path);
       counters.inc(hit ? 'attr.hit' : 'attr.miss');
       if (hit === 'missing') return cb(-ENOENT);
@@ -617,6 +666,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       if (f) f.written = true;
       changed(path);
       counters.inc('write.bytes', len);
+      hidden.wrote(path, pos + len);
       // Taken now, sent behind (see write-behind.ts); an error comes back at flush or fsync.
       wb.write(fd, path, pos, data).then((errno) => cb(errno ? -errno : len));
     },
@@ -649,7 +699,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     ftruncate(path: string, fd: number, size: number, cb: Cb) {
-      simple('ftruncate', fs.Truncate({ path: wirePath(path), size, handle: fd }), cb, () => changed(path));
+      simple('ftruncate', fs.Truncate({ path: wirePath(path), size, handle: fd }), cb, () => {
+        hidden.truncated(path, size);
+        changed(path);
+      });
     },
 
     mkdir(path: string, mode: number, cb: Cb) {
@@ -661,10 +714,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     rmdir(path: string, cb: Cb) {
+      if (hidden.hasUnder(path)) return cb(-ENOTEMPTY);
       simple('rmdir', fs.Rmdir({ path: wirePath(path) }), cb, () => forgetTree(path));
     },
 
     unlink(path: string, cb: Cb) {
+      if (hidden.remove(path)) return cb(0); // unlinked already, when it was hidden
       const before = cache.get(path); // unlinking changes the link count under its other names
       simple('unlink', fs.Unlink({ path: wirePath(path) }), cb, () => {
         if (before && before !== 'missing') cache.set(path, before);
@@ -673,8 +728,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     },
 
     rename(src: string, dest: string, cb: Cb) {
+      if (HiddenFiles.isHiddenName(dest)) return unlinkOpenFile(src, dest, cb);
       simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
         wb.renamed(src, dest);
+        hidden.moved(src, dest);
         changed(src);
         changed(dest);
         forgetTree(src);

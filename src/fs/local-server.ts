@@ -9,8 +9,9 @@ import { execFile } from 'node:child_process';
 import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
-import { checkLinkTarget, checkWirePath } from './wire-path';
+import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
 import { ByteBudget, MAX_READ_BYTES_IN_FLIGHT } from './request-limits';
+import { makeSocketFile } from './socket-file';
 import type { FsHandler, FsMethodName } from '../wire/services';
 import type { pb } from '../wire/schema';
 import { isElf, prefetchBytecode, prefetchLibraries, prefetchSiblingBytecode } from './prefetch';
@@ -190,7 +191,7 @@ export class LocalFileServer {
     fn: (p: Buffer) => Promise<T>,
   ): Promise<T | { errno: number }> {
     const p = checkWirePath(raw);
-    if (!p) return fail(EINVAL);
+    if (!p) return fail(refusedPathErrno(raw));
     try {
       return await fn(p);
     } catch (err) {
@@ -352,6 +353,10 @@ export class LocalFileServer {
           await (await fsp.open(p, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, req.mode & 0o7777)).close();
           return ok;
         }
+        if (type === FS.S_IFSOCK) {
+          await makeSocketFile(p, req.mode & 0o7777);
+          return ok;
+        }
         if (type !== FS.S_IFIFO) return fail(EPERM);
         await mkfifo(p, perm);
         return ok;
@@ -363,20 +368,20 @@ export class LocalFileServer {
 
     Rename: async (req) => {
       const to = checkWirePath(req.to);
-      if (!to) return fail(EINVAL);
+      if (!to) return fail(refusedPathErrno(req.to));
       if (req.flags !== 0) return fail(EINVAL);
       return this.onPath(req.from, (from) => done(fsp.rename(from, to)));
     },
 
     Symlink: async (req) => {
       const target = checkLinkTarget(req.target);
-      if (!target) return fail(EINVAL);
+      if (!target) return fail(refusedPathErrno(req.target, true));
       return this.onPath(req.path, (p) => done(fsp.symlink(target, p)));
     },
 
     Link: async (req) => {
       const existing = checkWirePath(req.target);
-      if (!existing) return fail(EINVAL);
+      if (!existing) return fail(refusedPathErrno(req.target));
       return this.onPath(req.path, (p) => done(fsp.link(existing, p)));
     },
 
@@ -394,7 +399,9 @@ export class LocalFileServer {
     Utimens: (req) =>
       this.onPath(req.path, async (p) => {
         const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
-          t ? (t.sec ?? 0) + (t.nsec ?? 0) / 1e9 : Date.now() / 1000;
+          // Node keeps whole microseconds, truncating a double that is inexact: aim at the middle
+          // of the microsecond so that it lands on the right one.
+          t ? (t.sec ?? 0) + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9 : Date.now() / 1000;
         await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
         return ok;
       }),

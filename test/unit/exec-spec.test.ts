@@ -8,6 +8,8 @@ import {
   encodeExecSpec,
   localCwd,
   localExecSpec,
+  rawCommand,
+  rawEnvironment,
   localRlimits,
   localUmask,
   type ExecSpec,
@@ -193,8 +195,9 @@ test('localExecSpec: this process, and no OUTRUN_* variable', () => {
     assert.equal(s.uid, process.getuid!());
     assert.equal(s.gid, process.getgid!());
     assert.deepEqual(s.argv, ['ls', '-l']);
-    assert.ok(!s.env.some((e) => e.startsWith('OUTRUN_')));
-    assert.ok(s.env.includes(`PATH=${process.env.PATH}`));
+    const env = s.env.map(String);
+    assert.ok(!env.some((e) => e.startsWith('OUTRUN_')));
+    assert.ok(env.includes(`PATH=${process.env.PATH}`));
     assert.equal(decode(encodeExecSpec(s))[0], 'OUTRUN-SPEC-1');
   } finally {
     delete process.env.OUTRUN_TEST_SECRET;
@@ -229,4 +232,23 @@ test('localCwd prefers $PWD when it is a symlink to the cwd, and ignores it othe
   } finally {
     process.chdir(origCwd);
   }
+});
+
+test('rawEnvironment: exact bytes (not UTF-8, newlines), OUTRUN_* and entries without = left out', () => {
+  const entries = [Buffer.from('A=1'), Buffer.from([0x42, 0x3d, 0xff, 0x0a, 0x41]), Buffer.from('OUTRUN_X=1'), Buffer.from('junk'), Buffer.from('=v')];
+  assert.deepEqual(rawEnvironment(entries), [entries[0], entries[1], entries[4]]);
+});
+
+test('rawCommand: the tail of the command line as bytes, when it is what node decoded', () => {
+  const cmdline = [Buffer.from('node'), Buffer.from('cli.js'), Buffer.from('box'), Buffer.from('printf'), Buffer.from([0x61, 0xff])];
+  const decoded = ['printf', Buffer.from([0x61, 0xff]).toString('utf8')];
+  assert.deepEqual(rawCommand(decoded, cmdline), [cmdline[3], cmdline[4]]);
+  assert.deepEqual(rawCommand(['other', 'words'], cmdline), ['other', 'words']);
+  assert.deepEqual(rawCommand([], cmdline), []);
+});
+
+test('encodeExecSpec: Buffer fields go out byte for byte', () => {
+  const enc = encodeExecSpec({ ...spec(), argv: [Buffer.from([0x61, 0xff])], env: [Buffer.from([0x45, 0x3d, 0xfe])] });
+  assert.ok(enc.includes(Buffer.from([0, 0x61, 0xff, 0])));
+  assert.ok(enc.includes(Buffer.from([0, 0x45, 0x3d, 0xfe, 0])));
 });
