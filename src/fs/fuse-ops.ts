@@ -150,6 +150,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     number,
     { path: string; ra: FileReadAhead; written?: boolean; blob?: FileHandle; stale?: boolean; reopened?: Promise<number> }
   >();
+  /** Handles opened with O_APPEND (see write). */
+  const appending = new Set<number>();
   const persist = opts.persistent;
   /** Persistent entries for `path` are worth looking up / recording. */
   const persists = (path: string) => !!persist?.covers(path);
@@ -400,6 +402,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
           },
         );
       }
+      if (flags & FS.O_APPEND) appending.add(r.handle);
       track(r.handle, path, r.wholeFile ? bytes(r.data) : undefined, r.wholeFile);
       cb(0, r.handle);
     });
@@ -491,6 +494,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   function releaseNow(path: string, fd: number, cb: Cb): void {
     const f = open.get(fd);
     open.delete(fd);
+    appending.delete(fd);
     void f?.blob?.close().catch(() => undefined);
     if (f && !f.written && !f.blob) {
       // A file read from start to end is kept for the next open of it.
@@ -667,6 +671,23 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       changed(path);
       counters.inc('write.bytes', len);
       hidden.wrote(path, pos + len);
+      if (appending.has(fd)) {
+        // O_APPEND: the local side appends wherever the file ends when the write arrives, so
+        // the order of arrival is the order in the file. Such writes go one at a time, after
+        // every write to the file taken before them.
+        return void wb.drainPath(path).then(() =>
+          fs.Write({ handle: fd, offset: pos, data }).then(
+            (r) => {
+              changed(path);
+              cb(r.errno !== 0 ? -r.errno : r.written);
+            },
+            (err) => {
+              opts.onRpcError?.('write', err);
+              cb(-EIO);
+            },
+          ),
+        );
+      }
       // Taken now, sent behind (see write-behind.ts); an error comes back at flush or fsync.
       wb.write(fd, path, pos, data).then((errno) => cb(errno ? -errno : len));
     },
