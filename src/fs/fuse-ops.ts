@@ -239,11 +239,26 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       (a) =>
         simple('unlink', fs.Unlink({ path: wirePath(src) }), cb, () => {
           hidden.add(hiddenPath, a ?? {});
+          moveOpen(src, hiddenPath);
           changed(src);
+          changed(hiddenPath);
           cache.invalidate(src, true);
         }),
       () => cb(-EIO),
     );
+  }
+
+  /**
+   * Open handles follow their file to its new name (libfuse now names it `dest` in their
+   * operations): so that a change under the new name reaches what they read ahead.
+   */
+  function moveOpen(src: string, dest: string): void {
+    const prefix = src + '/';
+    for (const f of open.values()) {
+      if (f.path === src) f.path = dest;
+      else if (f.path.startsWith(prefix)) f.path = dest + f.path.slice(src.length);
+    }
+    wb.renamed(src, dest);
   }
 
   /** The file at `path` changed through the mount: nothing read ahead of it is current. */
@@ -753,6 +768,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
         wb.renamed(src, dest);
         hidden.moved(src, dest);
+        moveOpen(src, dest);
         changed(src);
         changed(dest);
         forgetTree(src);
