@@ -4,6 +4,7 @@
 // read from it is checked before use, every read is bounded, and a problem becomes an
 // error value, never an exception or a loop.
 import { promises as fsp } from 'node:fs';
+import { readFully } from './read-fully';
 
 /** Reads up to `length` bytes at `offset`; fewer bytes back means end of file. */
 export type ReadAt = (offset: number, length: number) => Buffer | Promise<Buffer>;
@@ -200,16 +201,7 @@ export function parseElfDepsFromBuffer(buf: Buffer): Promise<ElfResult> {
 
 /** A ReadAt over an open file: positional reads, short only at end of file. */
 export function fileHandleReader(fh: fsp.FileHandle): ReadAt {
-  return async (offset, length) => {
-    const buf = Buffer.alloc(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return buf.subarray(0, got);
-  };
+  return (offset, length) => readFully(fh, Buffer.alloc(length), offset);
 }
 
 /** Parse a local file with bounded positional reads (a 64 KiB head first). */

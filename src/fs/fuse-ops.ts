@@ -17,6 +17,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { sameVersion } from './fingerprint';
 import { WriteBehind } from './write-behind';
 import { HiddenFiles } from './hidden-files';
+import { readFully } from './read-fully';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
@@ -182,7 +183,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       const entry = open.get(handle);
       if (!isLocalHandle(handle)) return fetchRange(handle)(offset, size);
       if (entry && !entry.stale) {
-        if (blob) return readAt(blob, offset, size);
+        if (blob) return readFully(blob, Buffer.allocUnsafe(size), offset);
         if (wholeFile && data) return data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length));
       }
       const real = entry ? await (entry.reopened ??= reopen(path)) : 0;
@@ -806,14 +807,3 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   };
 }
 
-/** Up to `size` bytes at `offset` of a local (remote-disk) file: fewer only at its end. */
-async function readAt(fh: FileHandle, offset: number, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
-  let got = 0;
-  while (got < size) {
-    const { bytesRead } = await fh.read(buf, got, size - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
-}

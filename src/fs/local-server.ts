@@ -8,6 +8,7 @@ import { constants as FS, lstatSync, promises as fsp, type BigIntStats } from 'n
 import { execFile } from 'node:child_process';
 import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
+import { readFully } from './read-fully';
 import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
 import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
 import { ByteBudget, MAX_READ_BYTES_IN_FLIGHT } from './request-limits';
@@ -67,16 +68,6 @@ async function mkfifo(p: Buffer, perm: string): Promise<void> {
 
 const ok = { errno: 0 };
 const fail = (errno: number) => ({ errno });
-/** Reads into `buf` from `offset` until it is full or the file ends; returns what was read. */
-async function readFully(fh: FileHandle, buf: Buffer, offset: number): Promise<Buffer> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
-}
 
 /** Most entries listed ahead in one Readdir reply (see ReaddirRequest.nested_entries). */
 export const MAX_NESTED_ENTRIES = 8192;
