@@ -5,30 +5,16 @@
 // command wrote (a prefix of it when cut off), never invented bytes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, ROOT, SSH_CONFIG, boxShell, waitBoxClean } from './harness';
+import { SSH_CONFIG, boxShell, startLongRun, waitBoxClean } from './harness';
+
+const startRun = startLongRun;
 
 const BOX_ADDR = /HostName\s+(\S+)/.exec(readFileSync(SSH_CONFIG, 'utf8'))![1]!;
 
-function startRun(args: string[]) {
-  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`outrun ended early: ${err}`)));
-  });
-  ready.catch(() => undefined);
-  return { child, ready, exited, stderr: () => err };
-}
 
 /** Host pids whose command line mentions `marker` (the box's processes are visible from here). */
 function hostProcesses(marker: string): number[] {

@@ -93,3 +93,24 @@ export async function waitBoxClean(ms = 5000): Promise<string> {
 }
 
 export const hasTestbox = () => existsSync(SSH_CONFIG);
+
+/**
+ * Starts `outrun -F .testbox/ssh_config <args>` in the background; `ready` resolves once the
+ * command printed "ready" on stdout (rejects if outrun ends first).
+ */
+export function startLongRun(args: string[]) {
+  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`outrun ended early: ${err}`)));
+  });
+  ready.catch(() => undefined);
+  return { child, ready, exited, stderr: () => err };
+}

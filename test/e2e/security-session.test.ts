@@ -10,30 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, ROOT, SSH_CONFIG, boxShell, onBox, waitBoxClean } from './harness';
+import { CLI, SSH_CONFIG, boxShell, onBox, startLongRun, waitBoxClean } from './harness';
 
 /** A local file anyone may read locally: only the session's access rules keep it from others on the box. */
 let work: string;
 let secretPath: string;
 let secret: string;
 
-/** Starts a long run; resolves once the command printed `ready`. */
-function startRun(args: string[]) {
-  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`outrun ended early: ${err}`)));
-  });
-  ready.catch(() => undefined);
-  return { child, ready, exited, stderr: () => err };
-}
+const startRun = (args: string[]) => startLongRun(['box', ...args]);
 
 /** The box's runtime node (the uploaded one: the box has no node of its own). */
 function boxNode(): string {
