@@ -9,23 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CLI, SSH_CONFIG, boxShell, waitBoxClean } from './harness';
+import { closeTmux, tmux, waitForScreen } from './tmux';
 
-const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PASSPHRASE = 'correct horse battery';
 let dir: string;
 let cfg: string;
 
-async function waitForScreen(session: string, pattern: RegExp, ms = 30_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  let screen = '';
-  while (Date.now() < deadline) {
-    screen = tmux('capture-pane', '-p', '-t', session).stdout;
-    if (pattern.test(screen)) return screen;
-    await sleep(100);
-  }
-  throw new Error(`screen never showed ${pattern}:\n${screen}`);
-}
 
 before(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'outrun-auth-'));
@@ -38,6 +27,7 @@ before(() => {
 });
 
 after(() => {
+  closeTmux();
   boxShell("sed -i '/ locked$/d' /root/.ssh/authorized_keys");
   rmSync(dir, { recursive: true, force: true });
 });
@@ -47,10 +37,10 @@ test('a key file with a passphrase is unlocked on the terminal', { timeout: 120_
   const cmd = `SSH_AUTH_SOCK= ${process.execPath} ${CLI} -F ${cfg} box sh -c 'echo logged-in-with-the-key'; echo "EXIT=$?"; sleep 60`;
   assert.equal(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '20', cmd).status, 0);
   try {
-    await waitForScreen(session, /Enter passphrase for key '.*id_locked':/);
+    await waitForScreen(session, /Enter passphrase for key '.*id_locked':/, 30_000);
     tmux('send-keys', '-t', session, '-l', PASSPHRASE);
     tmux('send-keys', '-t', session, 'Enter');
-    const screen = await waitForScreen(session, /EXIT=\d+/);
+    const screen = await waitForScreen(session, /EXIT=\d+/, 30_000);
     assert.match(screen, /^logged-in-with-the-key$/m);
     assert.match(screen, /EXIT=0/);
     assert.doesNotMatch(screen, new RegExp(PASSPHRASE), 'the passphrase was not echoed');
@@ -66,11 +56,11 @@ test('a wrong passphrase three times: authentication fails with 255', { timeout:
   assert.equal(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '20', cmd).status, 0);
   try {
     for (let i = 0; i < 3; i++) {
-      await waitForScreen(session, new RegExp(`(Enter passphrase for key[^\\n]*\\n[\\s\\S]*){${i + 1}}`));
+      await waitForScreen(session, new RegExp(`(Enter passphrase for key[^\\n]*\\n[\\s\\S]*){${i + 1}}`), 30_000);
       tmux('send-keys', '-t', session, '-l', `wrong ${i}`);
       tmux('send-keys', '-t', session, 'Enter');
     }
-    const screen = await waitForScreen(session, /EXIT=\d+/);
+    const screen = await waitForScreen(session, /EXIT=\d+/, 30_000);
     assert.match(screen, /EXIT=255/);
     assert.match(screen, /^outrun: .*authentication/im);
   } finally {

@@ -1,24 +1,14 @@
 // End to end: an interactive program in a real terminal (tmux), through outrun: the remote
 // pty has the terminal's size, keys reach it, Ctrl-C interrupts the remote foreground job
 // only, and the exit status comes back.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { CLI, SSH_CONFIG, waitBoxClean } from './harness';
+import { closeTmux, sleep, tmux, waitForScreen } from './tmux';
 
-const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+after(closeTmux);
 
-async function waitForScreen(session: string, pattern: RegExp, ms = 15_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  let screen = '';
-  while (Date.now() < deadline) {
-    screen = tmux('capture-pane', '-p', '-t', session).stdout;
-    if (pattern.test(screen)) return screen;
-    await sleep(100);
-  }
-  throw new Error(`screen never showed ${pattern}:\n${screen}`);
-}
+
 
 test('an interactive shell in a terminal: size, keys, Ctrl-C, exit status', { timeout: 120_000 }, async () => {
   const session = `outrun-e2e-${process.pid}`;

@@ -9,6 +9,18 @@ const SOCKET = `outrun-e2e-${process.pid}`;
 export const tmux = (...args: string[]) => spawnSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls a tmux session's screen until it matches `pattern` (bounded); returns the screen. */
+export async function waitForScreen(session: string, pattern: RegExp, ms = 15_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  let screen = '';
+  while (Date.now() < deadline) {
+    screen = tmux('capture-pane', '-p', '-t', session).stdout;
+    if (pattern.test(screen)) return screen;
+    await sleep(100);
+  }
+  throw new Error(`screen never showed ${pattern}:\n${screen}`);
+}
+
 /** The shell words that run the built outrun against the test box. */
 export const OUTRUN = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box`;
 
