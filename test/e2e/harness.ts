@@ -96,21 +96,26 @@ export const hasTestbox = () => existsSync(SSH_CONFIG);
 
 /**
  * Starts `outrun -F .testbox/ssh_config <args>` in the background; `ready` resolves once the
- * command printed "ready" on stdout (rejects if outrun ends first).
+ * command printed "ready" on stdout (rejects if outrun ends first). `exited` is outrun's exit
+ * code, `ended` the code, the signal and the time since the start.
  */
 export function startLongRun(args: string[]) {
   const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const t0 = Date.now();
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })),
+  );
+  const exited = ended.then((e) => e.code);
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d) => {
       out += d;
       if (out.includes('ready')) resolve();
     });
-    child.on('exit', () => reject(new Error(`outrun ended early: ${err}`)));
+    child.on('exit', () => reject(new Error(`outrun ended before the command was ready: ${err}`)));
   });
   ready.catch(() => undefined);
-  return { child, ready, exited, stderr: () => err };
+  return { child, ready, exited, ended, out: () => out, stderr: () => err };
 }

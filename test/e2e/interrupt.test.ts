@@ -7,31 +7,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, ROOT, SSH_CONFIG, boxShell, waitBoxClean } from './harness';
+import { CLI, ROOT, SSH_CONFIG, boxShell, startLongRun, waitBoxClean } from './harness';
 
 /** Starts outrun running `script` on the box; resolves once the script printed `ready`. */
-function startLongRun(script: string) {
-  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', 'sh', '-c', script], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`outrun ended before the command was ready: ${err}`)));
-  });
-  ready.catch(() => undefined);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => {
-    const t0 = Date.now();
-    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 }));
-  });
-  return { child, ready, exited, stderr: () => err };
-}
+const startRun = (script: string) => startLongRun(['box', 'sh', '-c', script]);
 
 /**
  * Processes on the box whose command line contains the marker. The pattern brackets its
@@ -50,11 +29,11 @@ describe('interrupted runs leave nothing behind', { timeout: 5 * 60_000 }, () =>
     const work = mkdtempSync(path.join(tmpdir(), 'outrun-int-'));
     try {
       const f = path.join(work, 'before-interrupt');
-      const run = startLongRun(`echo written > '${f}'; echo ready; exec sleep 1000 # int-marker`);
+      const run = startRun(`echo written > '${f}'; echo ready; exec sleep 1000 # int-marker`);
       await run.ready;
       assert.ok(boxProcesses('sleep 1000').length > 0, 'the command is running on the box');
       run.child.kill('SIGINT');
-      const end = await run.exited;
+      const end = await run.ended;
       assert.equal(end.code, 130, run.stderr());
       assert.equal(readFileSync(f, 'utf8'), 'written\n');
       assert.equal(await waitBoxClean(), '');
@@ -65,43 +44,43 @@ describe('interrupted runs leave nothing behind', { timeout: 5 * 60_000 }, () =>
   });
 
   test('SIGTERM reaches the command: outrun exits 143', async () => {
-    const run = startLongRun('echo ready; exec sleep 1001');
+    const run = startRun('echo ready; exec sleep 1001');
     await run.ready;
     run.child.kill('SIGTERM');
-    const end = await run.exited;
+    const end = await run.ended;
     assert.equal(end.code, 143, run.stderr());
     assert.equal(await waitBoxClean(), '');
   });
 
   test('a command that ignores SIGINT is ended by a second SIGINT', async () => {
-    const run = startLongRun("trap '' INT; echo ready; while :; do sleep 1; done");
+    const run = startRun("trap '' INT; echo ready; while :; do sleep 1; done");
     await run.ready;
     run.child.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(run.child.exitCode, null, 'still running after the first SIGINT');
     run.child.kill('SIGINT');
-    const end = await run.exited;
+    const end = await run.ended;
     assert.equal(end.code, 137, run.stderr());
     assert.equal(await waitBoxClean(), '');
   });
 
   test('local outrun killed with SIGKILL: the agent notices and cleans the box', async () => {
-    const run = startLongRun('echo ready; exec sleep 1002');
+    const run = startRun('echo ready; exec sleep 1002');
     await run.ready;
     run.child.kill('SIGKILL');
-    await run.exited;
+    await run.ended;
     assert.equal(await waitBoxClean(10_000), '');
     assert.deepEqual(boxProcesses('sleep 1002'), []);
   });
 
   test('the link dies mid-run (the box kills our sshd session): outrun exits 255, the box is clean', async () => {
-    const run = startLongRun('echo ready; exec sleep 1003');
+    const run = startRun('echo ready; exec sleep 1003');
     await run.ready;
     const helpers = boxProcesses('outrun-helper exec');
     assert.equal(helpers.length, 1);
     // The sshd process that serves our connection is the exec helper's parent.
     boxShell(`kill -9 $(awk '/^PPid:/ {print $2}' ${helpers[0]}/status)`);
-    const end = await run.exited;
+    const end = await run.ended;
     assert.equal(end.code, 255, run.stderr());
     assert.match(run.stderr(), /^outrun: .*(lost|ended)/);
     assert.equal(run.stderr().trim().split('\n').length, 1);

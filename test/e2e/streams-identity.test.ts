@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, ROOT, SSH_CONFIG, onBox, waitBoxClean } from './harness';
+import { CLI, ROOT, SSH_CONFIG, onBox, startLongRun, waitBoxClean } from './harness';
 import { localUser, type LocalUser } from './local-user';
 
 const OUTRUN = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box`;
@@ -17,22 +17,7 @@ const bash = (script: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = 
   spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 120_000, cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
 
 /** Starts outrun running `script`; resolves `ready` once the script printed "ready". */
-function startRun(script: string) {
-  const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, 'box', 'sh', '-c', script], { cwd: ROOT });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`outrun ended before the command was ready: ${err}`)));
-  });
-  ready.catch(() => undefined);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, ready, exited, out: () => out, err: () => err };
-}
+const startRun = (script: string) => startLongRun(['box', 'sh', '-c', script]);
 
 /** Peak resident memory (kB) of a process, sampled until it exits. */
 function watchPeakRss(pid: number): () => number {
@@ -73,7 +58,7 @@ describe('signals, streams and identity through outrun', { timeout: 15 * 60_000 
       const run = startRun('echo ready; exec sleep 1010');
       await run.ready;
       run.child.kill(sig);
-      assert.equal(await run.exited, 128 + n, run.err());
+      assert.equal(await run.exited, 128 + n, run.stderr());
     });
   }
 
@@ -83,7 +68,7 @@ describe('signals, streams and identity through outrun', { timeout: 15 * 60_000 
     run.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 500));
     run.child.kill('SIGUSR2');
-    assert.equal(await run.exited, 42, run.err());
+    assert.equal(await run.exited, 42, run.stderr());
     assert.equal(run.out(), 'ready\ngot-HUP\ngot-USR2\n');
   });
 
