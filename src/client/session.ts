@@ -15,6 +15,7 @@ import { OutrunError } from './errors';
 import { encodeExecSpec, type ExecSpec } from './exec-spec';
 import { statusFromExit } from './exit-status';
 import { RpcServer, type ControlStream } from './rpc-server';
+import { unblockedDuplex } from '../wire/unblocked-duplex';
 import { agentCommand } from './runtime';
 import { shellQuote } from './shell-quote';
 import { Terminal } from './terminal';
@@ -210,7 +211,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
         },
       },
     );
-    rpc.serve(agentChannel);
+    // Writes of the HTTP/2 session never wait for the SSH channel (see unblocked-duplex.ts).
+    rpc.serve(unblockedDuplex(agentChannel));
 
     const timeoutMs = opts.mountTimeoutMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,61 @@
+// A stream for an HTTP/2 session to run over, whose writes never wait for the transport.
+//
+// Why: Node's HTTP/2 stops reading its socket while one of its own writes is in progress
+// (nghttp2 is paused so that a DATA chunk cannot trigger writes mid-write). When both ends
+// of one connection write at full speed at once (a copy inside the mount: Read replies one
+// way, Write requests the other), each end's write waits for the other end to read, and
+// neither reads: the connection stalled for good after ~0.3 s, pings went unanswered and the
+// link watch declared the link dead (issue 9). Taking every write at once breaks that cycle.
+//
+// The bytes queued here are bounded by HTTP/2 itself: DATA frames only go out within the
+// peer's flow-control window (16 MiB, GRPC_CHANNEL_OPTIONS), which the peer reopens only as
+// it consumes; the rest is headers and control frames of the requests in flight, which the
+// request limits bound. `queued` tells how much waits for the transport (for the agent's log).
+import { Duplex } from 'node:stream';
+
+export interface UnblockedDuplex extends Duplex {
+  /** Bytes written by the HTTP/2 session and not yet taken by the transport. */
+  readonly queued: number;
+  /** Bytes read from the transport so far (what the link watch goes by). */
+  readonly bytesIn: number;
+}
+
+export function unblockedDuplex(transport: Duplex): UnblockedDuplex {
+  let bytesIn = 0;
+  const d = new Duplex({
+    // HTTP/2 writes many small frames: let them through at once, not in 16 KiB steps.
+    writableHighWaterMark: 1024 * 1024,
+    read() {
+      transport.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      transport.write(chunk);
+      cb();
+    },
+    writev(chunks, cb) {
+      for (const c of chunks) transport.write(c.chunk);
+      cb();
+    },
+    final(cb) {
+      transport.end();
+      cb();
+    },
+    destroy(err, cb) {
+      transport.destroy(err ?? undefined);
+      cb(err);
+    },
+  }) as UnblockedDuplex;
+  Object.defineProperty(d, 'queued', { get: () => transport.writableLength });
+  Object.defineProperty(d, 'bytesIn', { get: () => bytesIn });
+  transport.on('data', (chunk: Buffer) => {
+    bytesIn += chunk.length;
+    // Reading may wait for the session (backpressure inward is harmless: the session
+    // resumes as soon as its writes, which never wait, are done).
+    if (!d.push(chunk)) transport.pause();
+  });
+  transport.once('end', () => d.push(null));
+  transport.resume();
+  transport.once('error', (err) => d.destroy(err));
+  transport.once('close', () => d.destroy());
+  return d;
+}
