@@ -75,6 +75,18 @@ export const MAX_NESTED_ENTRIES = 8192;
 const LSTAT_BATCH = 256;
 
 /**
+ * A directory's names in the filesystem's own order, as readdir(3) gives them locally
+ * (fs.readdir sorts them: libuv's scandir uses alphasort), so that `tar c` or `ls -U`
+ * through the mount make what they make locally.
+ */
+async function namesInOrder(p: Buffer): Promise<Buffer[]> {
+  const dir = await fsp.opendir(p, { encoding: 'buffer' as BufferEncoding, bufferSize: 1024 });
+  const names: Buffer[] = [];
+  for await (const e of dir) names.push(e.name as unknown as Buffer);
+  return names;
+}
+
+/**
  * A directory with every entry's attributes. The directory's own attributes are taken
  * first: if it changes while being listed, its ctime moves past them, so a cache keyed on
  * them never keeps a listing older than they are. Entries are stat'ed synchronously in
@@ -83,7 +95,7 @@ const LSTAT_BATCH = 256;
  */
 async function listDirectory(p: Buffer): Promise<{ dirAttr: pb.Attr.$Properties; entries: pb.DirEntry.$Properties[] }> {
   const dirAttr = attrFromStats(await lstat(p));
-  const names = await fsp.readdir(p, { encoding: 'buffer' });
+  const names = await namesInOrder(p);
   const slash = p.length === 1 ? p : Buffer.concat([p, Buffer.from('/')]);
   const entries: pb.DirEntry.$Properties[] = [];
   for (let i = 0; i < names.length; i++) {
