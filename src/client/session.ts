@@ -84,6 +84,10 @@ class TailLines {
   last(): string | undefined {
     return this.partial.trim() || this.lines[this.lines.length - 1];
   }
+  /** The last line that contains `text`. */
+  lastWith(text: string): string | undefined {
+    return [...this.lines, this.partial].reverse().find((l) => l.includes(text))?.trim();
+  }
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -237,11 +241,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     // When the agent dies, the helper's init kills the command (status 137): tell that apart
     // from a command that was killed by itself, and report it as outrun's failure.
     if (agentEnded === null && status === 128 + 9) await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 1000))]);
-    if (agentEnded !== null) {
-      throw new OutrunError('AGENT_FAILED', `the remote agent ended during the run (status ${agentEnded ?? 'unknown'}); the command was ended with it`, {
-        hint: 'run with -v for the agent log',
-      });
-    }
+    if (agentEnded !== null) throw agentEndedDuringRun(agentEnded, agentStderr);
 
     // ---- orderly end: the agent kills what is left and unmounts ------------------------
     // The agent drains, saves its cache, reports its figures and ends; its helper then
@@ -251,6 +251,8 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     control?.write({ shutdown: { reason: 'command finished' } });
     await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 5000))]);
     log(`agent ended (${elapsed()})`);
+    // The agent gave up on the link while the command was ending: the run did not end right.
+    if ((agentEnded as number | undefined | null) === AGENT_EXIT_LINK_LOST) throw agentEndedDuringRun(AGENT_EXIT_LINK_LOST, agentStderr);
     if (opts.stats) {
       await Promise.race([agentReported, new Promise((r) => setTimeout(r, 100))]);
       for (const line of stats.lines()) process.stderr.write(`outrun: ${line}\n`);
@@ -265,6 +267,25 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     await files.closeAll();
     process.umask(savedUmask);
   }
+}
+
+/** The agent's exit status when it gave up on the link (src/remote/agent.ts, EXIT.LOST). */
+const AGENT_EXIT_LINK_LOST = 14;
+
+/**
+ * The agent ended before the session did. When it gave up on the link (it heard nothing
+ * from us for too long), that is a lost connection (255), with the agent's figures.
+ */
+function agentEndedDuringRun(status: number | undefined, agentStderr: TailLines): OutrunError {
+  const said = agentStderr.lastWith('link lost');
+  if (status === AGENT_EXIT_LINK_LOST) {
+    return new OutrunError('SSH_LOST', `the connection to the remote was lost during the run (${said?.replace(/^agent: /, 'the agent: ') ?? 'the agent heard nothing from this side'})`, {
+      hint: 'check the network; the command was ended on the remote',
+    });
+  }
+  return new OutrunError('AGENT_FAILED', `the remote agent ended during the run (status ${status ?? 'unknown'}); the command was ended with it`, {
+    hint: 'run with -v for the agent log',
+  });
 }
 
 /** The command's channel, its helper started and waiting for the exec spec. */

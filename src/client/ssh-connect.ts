@@ -688,6 +688,7 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
       if (settled) return;
       settled = true;
       client.setNoDelay(true); // NAGLE TRAP 1 (a no-op when the transport is a channel or a pipe)
+      keepAliveOnAnyByte(client);
       log(`authenticated to ${who}${lastMethod ? ` with ${lastMethod}` : ''}`);
       resolve(client);
     });
@@ -696,5 +697,24 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
     } catch (err) {
       void fail(err as Ssh2Error);
     }
+  });
+}
+
+/**
+ * ssh2 counts a keepalive as answered only by its reply, and on a busy link that reply waits
+ * behind everything the server queued before it (a channel window: seconds on a slow
+ * link): a link that carries data would be declared dead. Any byte from the server proves
+ * the link alive, as OpenSSH's ServerAlive counter is reset by any packet. This reaches into
+ * two private members of ssh2's Client; if they are renamed, keepalives behave as before.
+ */
+function keepAliveOnAnyByte(client: Client): void {
+  const c = client as unknown as { _sock?: Readable; _resetKA?: () => void };
+  if (!c._sock || typeof c._resetKA !== 'function') return;
+  let last = 0;
+  c._sock.on('data', () => {
+    const now = performance.now();
+    if (now - last < 1000) return;
+    last = now;
+    c._resetKA?.();
   });
 }

@@ -3,7 +3,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { fileSystemMethods, type FsCall, type FsMethodName, type Method } from '../wire/services';
 
-export type FsClient = { [K in FsMethodName]: FsCall<K> } & { timing: RpcTiming };
+export type FsClient = { [K in FsMethodName]: FsCall<K> } & {
+  timing: RpcTiming;
+  /** Fails every call in flight (the link is given up): their callers see an RpcError. */
+  cancelAll(): void;
+};
 
 /**
  * How the agent waited on the local side: calls that started while none was in flight are
@@ -27,6 +31,11 @@ export class RpcTiming {
     if (--this.inFlight === 0) this.waitedMs += performance.now() - this.since;
   }
 
+  /** Calls sent and not yet answered. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
   snapshot(): Record<string, number> {
     return { 'rpc.critical-round-trips': this.critical, 'rpc.waited-ms': Math.round(this.waitedMs) };
   }
@@ -45,14 +54,18 @@ export class RpcError extends Error {
 
 export function makeFsClient(client: grpc.Client, metadata: grpc.Metadata, deadlineMs?: number): FsClient {
   const timing = new RpcTiming();
-  const out: Partial<Record<FsMethodName, unknown>> & { timing: RpcTiming } = { timing };
+  const calls = new Set<grpc.ClientUnaryCall>();
+  const out: Partial<Record<FsMethodName, unknown>> & Pick<FsClient, 'timing' | 'cancelAll'> = {
+    timing,
+    cancelAll: () => [...calls].forEach((c) => c.cancel()),
+  };
   for (const name of Object.keys(fileSystemMethods) as FsMethodName[]) {
     const m = fileSystemMethods[name] as Method<unknown, unknown, unknown, unknown>;
     out[name] = (req: unknown) =>
       new Promise((resolve, reject) => {
         const options: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
         timing.start();
-        client.makeUnaryRequest(
+        const call = client.makeUnaryRequest(
           m.path,
           m.encodeRequest,
           m.decodeResponse,
@@ -60,11 +73,13 @@ export function makeFsClient(client: grpc.Client, metadata: grpc.Metadata, deadl
           metadata.clone(),
           options,
           (err, reply) => {
+            calls.delete(call);
             timing.end();
             if (err) reject(new RpcError(name, err.code, err.details || err.message));
             else resolve(reply);
           },
         );
+        calls.add(call);
       });
   }
   return out as FsClient;

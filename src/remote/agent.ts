@@ -18,7 +18,7 @@ import { PersistentCache } from '../fs/persistent-cache';
 import type { WriteBehind } from '../fs/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
-import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS } from './link-watch';
+import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const socketPath = join(preamble.sessionDir, 'rpc.sock');
   const since = (t: number) => `${(performance.now() - t).toFixed(0)} ms`;
   const tStart = performance.now();
-  await bridgeStdioToSocket(socketPath, process.stdin, process.stdout, rest);
+  const bridge = await bridgeStdioToSocket(socketPath, process.stdin, process.stdout, rest);
   const client = new grpc.Client(`unix:${socketPath}`, grpc.credentials.createInsecure(), {
     ...GRPC_CHANNEL_OPTIONS,
     ...LINK_WATCH_OPTIONS,
@@ -201,6 +201,17 @@ async function main(): Promise<void> {
   });
 
   const fs = makeFsClient(client, metadata);
+  // A link that carries nothing for long is gone: the session ends (the helper then kills
+  // the command and the mount goes) rather than leave the command a mount that answers
+  // EIO; the client reports the lost connection (exit 255).
+  watchLink(bridge.counters, { pendingCalls: () => fs.timing.pending }, (reason) => {
+    if (shuttingDown) return;
+    process.stderr.write(`agent: link lost: ${reason}\n`);
+    // Pending calls fail (EIO to the commands waiting on them), then the session ends.
+    fs.cancelAll();
+    client.close();
+    setTimeout(() => finish(EXIT.LOST), LINK_LOST_GRACE_MS);
+  });
   writeBehind = makeWriteBehind(fs);
   const ops = makeFuseOps(fs, {
     // The agent's own cache lives at least a second even when the kernel keeps nothing.

@@ -84,6 +84,28 @@ describe('faults injected on the link and the box', { timeout: 5 * 60_000 }, () 
     }
   });
 
+  test('the agent hears nothing for 20 s while SSH stays up: it gives up with its figures, outrun exits 255 with one line', async () => {
+    // Stopping outrun freezes everything it sends, while the kernel keeps the TCP connection
+    // (and so sshd's session) alive: only the agent's own watch can notice.
+    const run = startRun(['-o', 'ServerAliveInterval=0', 'box', 'sh', '-c', 'echo ready; exec sleep 1032']);
+    await run.ready;
+    // Frozen once the command waits (not while it still loads sleep through the mount).
+    assert.ok(await until(() => boxShell('ps -eo args').includes('sleep 1032'), 10_000), 'sleep did not start');
+    run.child.kill('SIGSTOP');
+    try {
+      // The agent gives up after LINK_SILENCE_MS (20 s) of silence, then its helper ends.
+      assert.ok(await until(() => boxAgentPid() === '', 60_000), 'the agent is still running on the box');
+    } finally {
+      run.child.kill('SIGCONT');
+    }
+    const code = await run.exited;
+    assert.equal(code, 255, run.stderr());
+    const lines = run.stderr().trim().split('\n');
+    assert.equal(lines.length, 1, run.stderr());
+    assert.match(lines[0]!, /^outrun: the connection to the remote was lost during the run \(the agent: link lost: no byte from the local side for 2\d\.\d s .*requests unanswered\)/);
+    assert.equal(await waitBoxClean(10_000), '');
+  });
+
   test('the agent is killed on the box: outrun says so, exits 254, the mounts are released', async () => {
     const run = startRun(['box', 'sh', '-c', 'echo ready; exec sleep 1031']);
     await run.ready;
