@@ -129,8 +129,16 @@ export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
 
 /** The writes of a session go through this: each run of them is one Write RPC. */
 export function makeWriteBehind(fs: FsClient): WriteBehind {
-  return new WriteBehind((handle, _path, offset, data) =>
-    fs.Write({ handle, offset, data }).then((r) => (r.errno !== 0 ? r.errno : r.written === data.length ? 0 : EIO)),
+  const result = (r: { errno?: number | null; written?: number | null }, data: Buffer) =>
+    r.errno ? r.errno : r.written === data.length ? 0 : EIO;
+  return new WriteBehind(
+    (handle, _path, offset, data) => fs.Write({ handle, offset, data }).then((r) => result(r, data)),
+    undefined,
+    undefined,
+    (writes) =>
+      fs.Appends({ writes: writes.map((w) => ({ handle: w.handle, offset: 0, data: w.data })) }).then((r) =>
+        writes.map((w, i) => (r.replies[i] ? result(r.replies[i]!, w.data) : EIO)),
+      ),
   );
 }
 
@@ -659,14 +667,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       openRpc(path, flags, cb);
     },
 
-    create(path: string, mode: number, cb: Cb) {
-      forget(path);
-      call('create', fs.Create({ path: wirePath(path), flags: FS.O_RDWR | FS.O_CREAT, mode }), cb, (r) => {
-        changed(path);
-        track(r.handle, path);
-        cb(0, r.handle);
-      });
-    },
+    // No create: fuse-native does not pass create's open flags, so a file made with
+    // O_CREAT|O_APPEND would get positional writes at the kernel's idea of where the file
+    // ends (stale once another handle appended: their lines were overwritten). Without it the
+    // kernel makes the file with mknod and then opens it with the real flags.
 
     read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       if (wb.busy(path)) {
@@ -687,24 +691,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       changed(path);
       counters.inc('write.bytes', len);
       hidden.wrote(path, pos + len);
-      if (appending.has(fd)) {
-        // O_APPEND: the local side appends wherever the file ends when the write arrives, so
-        // the order of arrival is the order in the file. Such writes go one at a time, after
-        // every write to the file taken before them.
-        return void wb.drainPath(path).then(() =>
-          fs.Write({ handle: fd, offset: pos, data }).then(
-            (r) => {
-              changed(path);
-              cb(r.errno !== 0 ? -r.errno : r.written);
-            },
-            (err) => {
-              opts.onRpcError?.('write', err);
-              cb(-EIO);
-            },
-          ),
-        );
-      }
       // Taken now, sent behind (see write-behind.ts); an error comes back at flush or fsync.
+      // O_APPEND: the local side appends wherever the file ends when a write is applied, so
+      // such writes travel in the order they were taken (several to a request).
+      if (appending.has(fd)) return void wb.append(fd, path, data).then((errno) => cb(errno ? -errno : len));
       wb.write(fd, path, pos, data).then((errno) => cb(errno ? -errno : len));
     },
 

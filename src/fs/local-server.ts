@@ -178,6 +178,19 @@ export class LocalFileServer {
   }
 
   /** Runs a handle operation: EBADF for a handle that is not this session's, the errno of any throw. */
+  private write(req: pb.WriteRequest): Promise<pb.WriteReply.$Properties> {
+    return this.onHandle(req.handle, async (fh) => {
+      const data = req.data;
+      if (req.offset + data.length > MAX_FILE_OFFSET) return fail(EINVAL);
+      let written = 0;
+      while (written < data.length) {
+        const { bytesWritten } = await fh.write(data, written, data.length - written, req.offset + written);
+        written += bytesWritten;
+      }
+      return { errno: 0, written };
+    });
+  }
+
   private async onHandle<T extends object>(id: number, fn: (fh: FileHandle) => Promise<T>): Promise<T | { errno: number }> {
     const fh = this.handle(id);
     if (!fh) return fail(EBADF);
@@ -320,17 +333,14 @@ export class LocalFileServer {
         }));
       }),
 
-    Write: (req) =>
-      this.onHandle(req.handle, async (fh) => {
-        const data = req.data;
-        if (req.offset + data.length > MAX_FILE_OFFSET) return fail(EINVAL);
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await fh.write(data, written, data.length - written, req.offset + written);
-          written += bytesWritten;
-        }
-        return { errno: 0, written };
-      }),
+    Write: (req) => this.write(req),
+
+    Appends: async (req) => {
+      // One after another, in the order given: each lands where its file ends by then.
+      const replies: pb.WriteReply.$Properties[] = [];
+      for (const w of req.writes) replies.push(await this.write(w as pb.WriteRequest)); // decoded: every field set
+      return { replies };
+    },
 
     Fsync: (req) => this.onHandle(req.handle, (fh) => done(req.datasync ? fh.datasync() : fh.sync())),
 

@@ -16,6 +16,29 @@ import { EIO } from './errno';
 
 /** Sends one run; resolves to 0 or a positive errno (throws: transport failure). */
 export type SendWrite = (handle: number, path: string, offset: number, data: Buffer) => Promise<number>;
+/** Sends appends to be applied in this order; resolves to 0 or a positive errno for each. */
+export type SendAppends = (writes: { handle: number; data: Buffer }[]) => Promise<number[]>;
+
+/** An append taken and not yet on the local side. */
+interface QueuedAppend {
+  handle: number;
+  s: HandleState;
+  data: Buffer;
+  /** The runs of the file dispatched before this append was taken: they go first. */
+  after: Promise<void>[];
+  done: Promise<void>;
+  finished: () => void;
+}
+
+/**
+ * The appends to one file, in the order they were made. One batch of them travels at a time
+ * (its order is the file's order); what arrives meanwhile waits here and goes as the next
+ * batch, so appends cost a round trip per batch, not per write.
+ */
+interface AppendQueue {
+  waiting: QueuedAppend[];
+  sending: boolean;
+}
 
 export const RUN_BYTES = 4 * 1024 * 1024;
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
@@ -50,10 +73,19 @@ export class WriteBehind {
   /** Runs dispatched and not yet finished, per file, in the order they were dispatched. */
   private readonly runsByPath = new Map<string, { start: number; end: number; done: Promise<void> }[]>();
 
+  /** Appends waiting or travelling, per file. */
+  private readonly appendQueues = new Map<string, AppendQueue>();
+
   constructor(
     private readonly send: SendWrite,
     private readonly maxPending = MAX_PENDING_BYTES,
     private readonly runBytes = RUN_BYTES,
+    private readonly sendAppends: SendAppends = (writes) =>
+      // Without a batch request: one after another (still taken at once).
+      writes.reduce<Promise<number[]>>(
+        (acc, w) => acc.then(async (errnos) => [...errnos, await this.send(w.handle, '', 0, w.data)]),
+        Promise.resolve([]),
+      ),
   ) {}
 
   get bytesPending(): number {
@@ -70,11 +102,7 @@ export class WriteBehind {
    * pending), or to a positive errno a previous write of this handle met (reported once).
    */
   async write(handle: number, path: string, offset: number, data: Buffer): Promise<number> {
-    let s = this.handles.get(handle);
-    if (!s) {
-      s = { path, parts: [], start: offset, length: 0, tail: Promise.resolve(), recent: [], inFlight: 0, error: 0, busy: 0 };
-      this.handles.set(handle, s);
-    }
+    const s = this.state(handle, path, offset);
     if (s.error) {
       const e = s.error;
       s.error = 0;
@@ -100,6 +128,97 @@ export class WriteBehind {
     return 0;
   }
 
+  private state(handle: number, path: string, offset = 0): HandleState {
+    let s = this.handles.get(handle);
+    if (!s) {
+      s = { path, parts: [], start: offset, length: 0, tail: Promise.resolve(), recent: [], inFlight: 0, error: 0, busy: 0 };
+      this.handles.set(handle, s);
+    }
+    return s;
+  }
+
+  /**
+   * Accepts a write to a handle opened with O_APPEND: it lands where the file ends when it
+   * is applied, so appends to a file (of any handle) are applied in the order they were
+   * taken, after every write to the file taken before them. Resolves as write() does.
+   */
+  async append(handle: number, path: string, data: Buffer): Promise<number> {
+    const s = this.state(handle, path);
+    if (s.error) {
+      const e = s.error;
+      s.error = 0;
+      return e;
+    }
+    while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    // What this handle gathered positionally was written before: it goes first.
+    this.dispatch(handle, s);
+    let finished!: () => void;
+    const done = new Promise<void>((r) => (finished = r));
+    const q = this.appendQueues.get(s.path) ?? { waiting: [], sending: false };
+    this.appendQueues.set(s.path, q);
+    // Runs dispatched later wait for this append (see dispatch), so only the earlier ones
+    // may be waited for: a later one here would wait for us in turn.
+    const after = (this.runsByPath.get(s.path) ?? []).map((r) => r.done);
+    q.waiting.push({ handle, s, data, after, done, finished });
+    this.pendingBytes += data.length;
+    this.markBusy(s, +1);
+    s.tail = Promise.all([s.tail, done]).then(() => undefined);
+    if (!q.sending) this.sendAppendBatch(s.path, q);
+    return 0;
+  }
+
+  /** Sends the oldest appends waiting for `path` (up to a run's bytes) as one request. */
+  private sendAppendBatch(path: string, q: AppendQueue): void {
+    q.sending = true;
+    const batch: QueuedAppend[] = [];
+    let bytes = 0;
+    // A batch ends where a positional run was dispatched between two appends: that run
+    // waits for the appends before it and the ones after it wait for the run.
+    const sameRunsBefore = (a: QueuedAppend) => a.after.length === batch[0]!.after.length && a.after.every((p, i) => p === batch[0]!.after[i]);
+    while (
+      q.waiting.length > 0 &&
+      (batch.length === 0 || (bytes + q.waiting[0]!.data.length <= this.runBytes && sameRunsBefore(q.waiting[0]!)))
+    ) {
+      const a = q.waiting.shift()!;
+      batch.push(a);
+      bytes += a.data.length;
+    }
+    // Every run of the file dispatched before these appends were taken goes first; the batch
+    // counts as overlapping everything, so runs dispatched later wait for it (see dispatch).
+    const runs = this.runsByPath.get(path) ?? [];
+    this.runsByPath.set(path, runs);
+    const before = [...new Set(batch.flatMap((a) => a.after))];
+    let finished!: () => void;
+    const run = { start: 0, end: Infinity, done: new Promise<void>((r) => (finished = r)) };
+    runs.push(run);
+    void Promise.all(before).then(async () => {
+      let errnos: number[];
+      try {
+        errnos = await this.sendAppends(batch.map((a) => ({ handle: a.handle, data: a.data })));
+      } catch {
+        errnos = batch.map(() => EIO);
+      }
+      batch.forEach((a, i) => {
+        const errno = errnos[i] ?? EIO;
+        if (errno && !a.s.error) a.s.error = errno;
+        this.markBusy(a.s, -1);
+        this.pendingBytes -= a.data.length;
+        a.finished();
+      });
+      runs.splice(runs.indexOf(run), 1);
+      if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
+      finished();
+      this.waiters.splice(0).forEach((w) => w());
+      if (q.waiting.length > 0) this.sendAppendBatch(path, q);
+      else {
+        q.sending = false;
+        if (this.appendQueues.get(path) === q) this.appendQueues.delete(path);
+      }
+    });
+  }
+
   /**
    * Sends what the handle has gathered. Up to RUNS_IN_FLIGHT runs of a handle travel at
    * once, but a run never starts before an earlier one (of any handle) that overlaps it on
@@ -120,6 +239,9 @@ export class WriteBehind {
     const runs = this.runsByPath.get(path) ?? [];
     this.runsByPath.set(path, runs);
     const before = runs.filter((r) => r.start < end && offset < r.end).map((r) => r.done);
+    // Appends to the file taken before this run and still waiting to travel go first too.
+    const appends = this.appendQueues.get(path)?.waiting;
+    if (appends?.length) before.push(appends[appends.length - 1]!.done);
     if (s.recent.length >= RUNS_IN_FLIGHT) before.push(s.recent[s.recent.length - RUNS_IN_FLIGHT]!);
     let finished!: () => void;
     const run = { start: offset, end, done: new Promise<void>((r) => (finished = r)) };
@@ -204,6 +326,12 @@ export class WriteBehind {
     for (const s of this.handles.values()) {
       if (s.path === from) s.path = to;
       else if (s.path.startsWith(prefix)) s.path = to + s.path.slice(from.length);
+    }
+    for (const [p, q] of [...this.appendQueues]) {
+      const moved = p === from ? to : p.startsWith(prefix) ? to + p.slice(from.length) : undefined;
+      if (moved === undefined) continue;
+      this.appendQueues.delete(p);
+      this.appendQueues.set(moved, q);
     }
     this.busyPaths.clear();
     for (const s of this.handles.values()) if (s.busy > 0) this.busyPaths.set(s.path, (this.busyPaths.get(s.path) ?? 0) + s.busy);

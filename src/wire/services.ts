@@ -77,6 +77,7 @@ export const fileSystemMethods = {
   Create: fsm('Create', pb.CreateRequest, pb.OpenReply),
   Read: fsm('Read', pb.ReadRequest, pb.ReadReply),
   Write: fsm('Write', pb.WriteRequest, pb.WriteReply),
+  Appends: fsm('Appends', pb.AppendsRequest, pb.AppendsReply),
   Fsync: fsm('Fsync', pb.FsyncRequest, pb.Errno),
   Release: fsm('Release', pb.HandleRequest, pb.Errno),
   Truncate: fsm('Truncate', pb.TruncateRequest, pb.Errno),

@@ -40,6 +40,15 @@ function expectTimespec(ts: pb.Timespec.$Properties | null | undefined, ns: bigi
   assert.deepEqual({ sec: ts.sec, nsec: ts.nsec }, { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) });
 }
 
+/** A directory's entries as readdir(3) gives them (fs.readdirSync sorts them). */
+function inDiskOrder(dir: string): fs.Dirent[] {
+  const h = fs.opendirSync(dir);
+  const out: fs.Dirent[] = [];
+  for (let e = h.readSync(); e; e = h.readSync()) out.push(e);
+  h.closeSync();
+  return out;
+}
+
 describe('errno constants', () => {
   test('are the Linux numbers', () => {
     assert.equal(E.ENOENT, 2);
@@ -767,7 +776,7 @@ describe('Readdir with nested listings', () => {
     for (const d of ['a/a1/a11', 'a/a2', 'b/b1', 'c']) fs.mkdirSync(path.join(top, d), { recursive: true });
     fs.writeFileSync(path.join(top, 'a/a1/a11/f'), 'x');
     const order = (dir: string): string[] =>
-      fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => [path.join(dir, e.name), ...order(path.join(dir, e.name))]);
+      inDiskOrder(dir).filter((e) => e.isDirectory()).flatMap((e) => [path.join(dir, e.name), ...order(path.join(dir, e.name))]);
     const all = await srv.handlers.Readdir(D(top, 1000));
     assert.equal(all.errno, 0);
     const nested = (all as { nested: { path: Uint8Array; entries: { name: Uint8Array }[]; dirAttr: unknown }[] }).nested;
@@ -780,6 +789,17 @@ describe('Readdir with nested listings', () => {
     assert.equal((none as { nested: unknown[] }).nested.length, 0, 'no budget, no nesting');
     const some = await srv.handlers.Readdir(D(top, 4)); // 3 entries of its own + one directory
     assert.equal((some as { nested: unknown[] }).nested.length, 1);
+  });
+
+  test("entries come in the filesystem's own order (as readdir(3) gives them), not sorted", async () => {
+    const d = at('order');
+    fs.mkdirSync(d, { recursive: true });
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(d, `f${(i * 7919) % 97}`), '');
+    const r = (await new LocalFileServer().handlers.Readdir(D(d))) as { errno: number; entries: { name: Uint8Array }[] };
+    assert.equal(r.errno, 0);
+    const names = r.entries.map((e) => Buffer.from(e.name).toString());
+    assert.deepEqual(names, inDiskOrder(d).map((e) => e.name));
+    assert.equal(names.length, 40);
   });
 });
 

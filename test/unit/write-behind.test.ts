@@ -99,3 +99,66 @@ test('busy and drain: a path has writes on the way until they are on the local s
   assert.ok(!wb.busy('/e/f') && !wb.busy('/d/f'));
   assert.equal(wb.bytesPending, 0);
 });
+
+/** A fake local file that applies positional writes and appends as a kernel would. */
+function fakeFile(opts: { appendErrno?: number } = {}) {
+  let file = Buffer.alloc(0);
+  const batches: number[] = [];
+  const put = (offset: number, data: Buffer) => {
+    if (file.length < offset + data.length) file = Buffer.concat([file, Buffer.alloc(offset + data.length - file.length)]);
+    data.copy(file, offset);
+  };
+  const wb = new WriteBehind(
+    async (_handle, _path, offset, data) => {
+      await new Promise((r) => setTimeout(r, 2));
+      put(offset, data);
+      return 0;
+    },
+    1024 * 1024,
+    64 * 1024,
+    async (writes) => {
+      batches.push(writes.length);
+      await new Promise((r) => setTimeout(r, 2));
+      for (const w of writes) put(file.length, w.data);
+      return writes.map(() => opts.appendErrno ?? 0);
+    },
+  );
+  return { wb, batches, content: () => file };
+}
+
+test('appends of several handles land in the order they were taken, many to a request', async () => {
+  const { wb, batches, content } = fakeFile();
+  const expected: Buffer[] = [];
+  for (let i = 0; i < 400; i++) {
+    const line = Buffer.from(`h${i % 4} line ${i}\n`);
+    expected.push(line);
+    assert.equal(await wb.append(1 + (i % 4), '/log', line), 0);
+  }
+  for (const h of [1, 2, 3, 4]) assert.equal(await wb.flush(h), 0);
+  assert.equal(content().toString(), Buffer.concat(expected).toString());
+  assert.ok(batches.length < 50, `${batches.length} requests for 400 appends`);
+  assert.equal(wb.bytesPending, 0);
+});
+
+test('a positional write between appends waits for the appends before it and before the ones after it (no deadlock)', async () => {
+  const { wb, content } = fakeFile();
+  assert.equal(await wb.append(1, '/f', Buffer.from('aaaa')), 0);
+  assert.equal(await wb.append(1, '/f', Buffer.from('bbbb')), 0);
+  // Overwrites what the two appends wrote: it must come after them.
+  assert.equal(await wb.write(2, '/f', 2, Buffer.from('XXXX')), 0);
+  await wb.flush(2);
+  assert.equal(await wb.append(3, '/f', Buffer.from('cc')), 0);
+  const flushed = await Promise.race([
+    Promise.all([1, 2, 3].map((h) => wb.flush(h))),
+    new Promise((r) => setTimeout(() => r('stuck'), 2000)),
+  ]);
+  assert.notEqual(flushed, 'stuck');
+  assert.equal(content().toString(), 'aaXXXXbbcc');
+});
+
+test("an append that failed is reported at the handle's flush, once", async () => {
+  const { wb } = fakeFile({ appendErrno: 28 });
+  assert.equal(await wb.append(1, '/f', Buffer.from('x')), 0);
+  assert.equal(await wb.flush(1), 28);
+  assert.equal(await wb.flush(1), 0);
+});
