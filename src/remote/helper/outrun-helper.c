@@ -5,6 +5,7 @@
  *   outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...]
  *   outrun-helper bind ROOT
  *   outrun-helper exec SESSION_DIR
+ *   outrun-helper signal SESSION_DIR NAME      (NAME: INT, TERM, ..., KILL, or HANGUP)
  *   outrun-helper --version
  *
  * SESSION_DIR is /run/outrun/NAME. Every error is one line on stderr starting "outrun-helper: ",
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1048,17 +1050,37 @@ static pid_t parent_of(pid_t pid) {
   return parse_u64(num, INT_MAX, &v) < 0 ? -1 : (pid_t)v;
 }
 
+/* HANGUP: the local terminal went away. The command's terminal (the `exec` helper's pty) is hung up
+ * as the local kernel hung up the local one: its session leader, the `exec` helper, gets SIGHUP and
+ * forwards it to the command's process group, the group in the foreground gets SIGHUP when the
+ * helper ends, reads see end of file and writes fail with EIO. Without a pty (or without the right
+ * to hang one up), SIGHUP is handed to the helper as any other signal. */
+static int hang_up(pid_t helper) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%ld/fd/0", (long)helper);
+  /* O_NOCTTY: this process is a session leader without a terminal (sshd made it so). */
+  int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) {
+    int hung = isatty(fd) && ioctl(fd, TIOCVHANGUP, 0) == 0;
+    close(fd);
+    if (hung) return 0;
+  }
+  if (kill(helper, SIGHUP) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
+  return 0;
+}
+
 /* outrun-helper signal SESSION_DIR NAME: hands NAME to the session's `exec` helper, which forwards
  * it to the command as sshd would have. KILL cannot be forwarded (it would end the helper), so it
- * goes straight to the command's process group. */
+ * goes straight to the command's process group; HANGUP hangs up the command's terminal. */
 static int cmd_signal(int argc, char **argv) {
   if (argc != 4) usage();
   const char *session = argv[2];
   check_session_path(session);
   int sig = 0;
+  int hangup = strcmp(argv[3], "HANGUP") == 0;
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
     if (strcmp(argv[3], signal_names[i].name) == 0) sig = signal_names[i].sig;
-  if (!sig) die(EXIT_USAGE, "unknown signal %s", argv[3]);
+  if (!sig && !hangup) die(EXIT_USAGE, "unknown signal %s", argv[3]);
   const char *why;
   if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
   char path[PATH_MAX];
@@ -1072,6 +1094,7 @@ static int cmd_signal(int argc, char **argv) {
   if (stat("/proc/self/exe", &self) < 0 || stat(exe, &other) < 0 || self.st_dev != other.st_dev ||
       self.st_ino != other.st_ino)
     die(EXIT_OUTRUN, "session %s runs no command any more", session);
+  if (hangup) return hang_up(helper);
   if (sig != SIGKILL) {
     if (kill(helper, sig) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
     return 0;
