@@ -178,8 +178,11 @@ def main():
                 os.kill(pid, act["signal"])
             if "send" in act:
                 os.write(wfd, act["send"].encode())
-            if "run" in act:
-                subprocess.run(act["run"])
+            if "run" in act:  # retried: just after the start the helper may not have recorded the command
+                for _ in range(50):
+                    if subprocess.run(act["run"]).returncode == 0:
+                        break
+                    time.sleep(0.1)
         d = read_some()
         if d is None:
             os.kill(pid, signal.SIGKILL)
@@ -465,6 +468,13 @@ run_exec pty "$S" '{"argv":["sh","-c","trap \"h=1\" HUP; echo started; read -r x
 check "pty: HANGUP gives the command SIGHUP, then end of file on its terminal" "exit 11" "$RES"
 run_exec pty "$S" '{"argv":["sh","-c","echo started; exec sleep 30"],"after":[["started",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
 check "pty: HANGUP ends a command that does not handle SIGHUP (helper dies of SIGHUP)" "signal 1" "$RES"
+# A hung-up interactive bash dies of SIGHUP (locally too), rather than exiting 0 on end of file:
+# the signal has to be there before its read ends.
+for i in 1 2 3; do
+  run_exec pty "$S" '{"argv":["bash","--norc","--noprofile","-i"],"env":["PS1=started> ","PATH=/usr/bin:/bin"],
+    "after":[["started> ",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
+  check "pty: HANGUP: bash -i dies of SIGHUP, as locally (run $i)" "signal 1" "$RES"
+done
 run_exec pipe "$S" '{"argv":["sh","-c","trap \"exit 7\" HUP; echo started; while :; do sleep 0.1; done"],
   "after":[["started",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
 check "pipes: HANGUP is SIGHUP to the command" "exit 7" "$RES"

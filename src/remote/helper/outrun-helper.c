@@ -47,6 +47,8 @@
 #define MAX_GROUPS 65536u
 #define MAX_RLIMITS 64u
 #define SESSION_NAME_MAX 100
+/* The value `signal ... HANGUP` queues with SIGHUP: the local terminal went away. */
+#define HANGUP_VALUE 0x48555030 /* "HUP0" */
 
 /* Exit statuses (match src/client/errors.ts). */
 #define EXIT_USAGE 2
@@ -368,9 +370,9 @@ static void reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int sigwait_retry(const sigset_t *set) {
+static int sigwait_retry(const sigset_t *set, siginfo_t *info) {
   for (;;) {
-    int s = sigwaitinfo(set, NULL);
+    int s = sigwaitinfo(set, info);
     if (s > 0) return s;
     if (errno != EINTR) return -1;
   }
@@ -462,7 +464,7 @@ __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
 
   int agent_status = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    int sig = sigwait_retry(&set, NULL);
     if (sig < 0) {
       msg("sigwaitinfo: %s", strerror(errno));
       kill(-1, SIGKILL);
@@ -556,7 +558,7 @@ static int cmd_agent(int argc, char **argv) {
 
   int status = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    int sig = sigwait_retry(&set, NULL);
     if (sig < 0) {
       msg("sigwaitinfo: %s", strerror(errno));
       kill(init, SIGKILL);
@@ -1003,9 +1005,21 @@ static int cmd_exec(int argc, char **argv) {
 
   /* e. Running: forward signals until the command ends. */
   int status = 0;
+  int hung_up = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    siginfo_t si;
+    int sig = sigwait_retry(&set, &si);
     if (sig < 0) die(EXIT_OUTRUN, "sigwaitinfo: %s", strerror(errno));
+    if (sig == SIGHUP && si.si_code == SI_QUEUE && si.si_value.sival_int == HANGUP_VALUE) {
+      /* The local terminal went away (`outrun-helper signal ... HANGUP`): the command's terminal
+       * goes too, as the local kernel would do it. SIGHUP first, so that the command has it
+       * before its reads end; the kernel's own SIGHUP to this session leader is then only the
+       * echo of it. */
+      kill(tty ? -child : child, SIGHUP);
+      if (tty && ioctl(0, TIOCVHANGUP, 0) == 0) hung_up = 1;
+      continue;
+    }
+    if (sig == SIGHUP && hung_up && si.si_code == SI_KERNEL) continue;
     if (sig != SIGCHLD) {
       kill(tty ? -child : child, sig);
       continue;
@@ -1050,28 +1064,11 @@ static pid_t parent_of(pid_t pid) {
   return parse_u64(num, INT_MAX, &v) < 0 ? -1 : (pid_t)v;
 }
 
-/* HANGUP: the local terminal went away. The command's terminal (the `exec` helper's pty) is hung up
- * as the local kernel hung up the local one: its session leader, the `exec` helper, gets SIGHUP and
- * forwards it to the command's process group, the group in the foreground gets SIGHUP when the
- * helper ends, reads see end of file and writes fail with EIO. Without a pty (or without the right
- * to hang one up), SIGHUP is handed to the helper as any other signal. */
-static int hang_up(pid_t helper) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%ld/fd/0", (long)helper);
-  /* O_NOCTTY: this process is a session leader without a terminal (sshd made it so). */
-  int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  if (fd >= 0) {
-    int hung = isatty(fd) && ioctl(fd, TIOCVHANGUP, 0) == 0;
-    close(fd);
-    if (hung) return 0;
-  }
-  if (kill(helper, SIGHUP) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
-  return 0;
-}
-
 /* outrun-helper signal SESSION_DIR NAME: hands NAME to the session's `exec` helper, which forwards
  * it to the command as sshd would have. KILL cannot be forwarded (it would end the helper), so it
- * goes straight to the command's process group; HANGUP hangs up the command's terminal. */
+ * goes straight to the command's process group. HANGUP (the local terminal went away) makes the
+ * exec helper give the command SIGHUP and hang up its terminal: reads then see end of file and
+ * writes fail with EIO, the foreground group gets SIGHUP when the helper ends, as locally. */
 static int cmd_signal(int argc, char **argv) {
   if (argc != 4) usage();
   const char *session = argv[2];
@@ -1094,7 +1091,12 @@ static int cmd_signal(int argc, char **argv) {
   if (stat("/proc/self/exe", &self) < 0 || stat(exe, &other) < 0 || self.st_dev != other.st_dev ||
       self.st_ino != other.st_ino)
     die(EXIT_OUTRUN, "session %s runs no command any more", session);
-  if (hangup) return hang_up(helper);
+  if (hangup) {
+    /* SIGHUP with a value that says "hang-up": the exec helper hangs up the command's terminal. */
+    union sigval v = {.sival_int = HANGUP_VALUE};
+    if (sigqueue(helper, SIGHUP, v) < 0) die(EXIT_OUTRUN, "sigqueue %ld: %s", (long)helper, strerror(errno));
+    return 0;
+  }
   if (sig != SIGKILL) {
     if (kill(helper, sig) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
     return 0;
