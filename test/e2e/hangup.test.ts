@@ -111,6 +111,18 @@ describe('hang-up and termination', { timeout: 10 * 60_000 }, () => {
     assert.equal(await waitBoxClean(), '');
   });
 
+  test('the terminal goes away while the command writes to it: what was on its way is dropped, outrun ends with the status', async () => {
+    // Output still in flight when the terminal died fails to be written locally (EIO): it must
+    // not stall the command's channel (outrun would never see the command end).
+    const status = path.join(dir, 'status-ticking');
+    const p = pane(`trap '' HUP; ${OUTRUN} sh -c 'trap "exit 3" HUP; while :; do echo tick; sleep 0.01; done'; echo $? > ${status}`);
+    await p.waitFor(/^tick/m);
+    await sleep(300);
+    p.kill();
+    assert.equal(await fileWithin(status), '3\n');
+    assert.equal(await waitBoxClean(), '');
+  });
+
   test('tmux kill-session with outrun as the pane itself (it gets SIGHUP from the kernel): the command handles SIGHUP, outrun ends', async () => {
     const marker = path.join(dir, 'handled-hup');
     const p = pane(`exec ${OUTRUN} sh -c 'trap "echo got-hup > ${marker}; exit 3" HUP; echo ready; while :; do sleep 0.1; done'`);
