@@ -22,13 +22,19 @@ export class Termination {
   /** Resolves with TERMINATED_STATUS when the command's end could not be learnt in time. */
   readonly gaveUp = new Promise<number>((resolve) => (this.giveUp = resolve));
 
-  constructor(private readonly signals: { send(name: RemoteSignalName): void }) {}
+  constructor(
+    private readonly signals: { send(name: RemoteSignalName): void },
+    /** The last resort, HARD_LIMIT_MS after the first SIGTERM. */
+    private readonly hardLimit: () => void = () => process.exit(TERMINATED_STATUS),
+  ) {}
 
   /** SIGTERM arrived: forwarded every time; the clock starts at the first. */
   requested(): void {
     this.signals.send('TERM');
     if (this.grace) return;
-    armHardLimit();
+    // Unref'd: a run that ends sooner exits as usual. Never cleared: it also covers the end of
+    // the run after the command (the agent's shutdown, closing the connection).
+    setTimeout(this.hardLimit, HARD_LIMIT_MS).unref();
     this.grace = setTimeout(() => {
       this.signals.send('KILL');
       this.killWait = setTimeout(() => this.giveUp(TERMINATED_STATUS), KILL_WAIT_MS);
@@ -40,13 +46,4 @@ export class Termination {
     clearTimeout(this.grace);
     clearTimeout(this.killWait);
   }
-}
-
-let hardLimitArmed = false;
-
-/** The last resort. Unref'd: a run that ends sooner exits as usual. */
-function armHardLimit(): void {
-  if (hardLimitArmed) return;
-  hardLimitArmed = true;
-  setTimeout(() => process.exit(TERMINATED_STATUS), HARD_LIMIT_MS).unref();
 }
