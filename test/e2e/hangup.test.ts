@@ -6,11 +6,11 @@
 // once. Time bounds are generous: they only tell "ended" from "hangs".
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { boxShell, startLongRun, waitBoxClean } from './harness';
+import { CLI, ROOT, SSH_CONFIG, boxShell, startLongRun, waitBoxClean } from './harness';
 import { OUTRUN, TmuxPane, closeTmux, sleep } from './tmux';
 
 const ENDS_WITHIN_MS = 15_000;
@@ -185,6 +185,19 @@ describe('hang-up and termination', { timeout: 10 * 60_000 }, () => {
     await plain.ready;
     plain.child.kill('SIGHUP');
     assert.equal((await plain.ended).code, 129, plain.stderr());
+    assert.equal(await waitBoxClean(), '');
+  });
+
+  test('known difference: `nohup outrun` does not keep the command from SIGHUP (Node resets the inherited SIG_IGN)', async () => {
+    const child = spawn('nohup', [process.execPath, CLI, '-F', SSH_CONFIG, 'box', 'sh', '-c', 'echo ready; exec sleep 1008'], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const ended = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await new Promise<void>((resolve) => child.stdout.on('data', (d) => String(d).includes('ready') && resolve()));
+    child.kill('SIGHUP');
+    // Locally the command would run on; through outrun it dies of the SIGHUP passed on.
+    assert.equal(await ended, 129);
     assert.equal(await waitBoxClean(), '');
   });
 
