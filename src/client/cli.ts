@@ -12,12 +12,14 @@ import { ensureRemoteRuntime } from './bootstrap';
 import { resolveSshConfig } from './ssh-config';
 import { connectSsh } from './ssh-connect';
 import { runSession } from './session';
+import { guardLocalTerminal } from './hangup';
 import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
 
 const VERSION = '0.1.0';
 
 async function main(argv: string[]): Promise<number> {
+  guardLocalTerminal();
   const parsed = parseArgs(argv);
   if (parsed.action !== 'run') {
     process.stdout.write(parsed.action === 'help' ? USAGE : `outrun ${VERSION}\n`);

@@ -19,6 +19,9 @@ import { unblockedDuplex } from '../wire/unblocked-duplex';
 import { agentCommand } from './runtime';
 import { shellQuote } from './shell-quote';
 import { Terminal } from './terminal';
+import { HangupWatch, wasTerminal } from './hangup';
+import { RemoteSignals, type RemoteSignalName } from './remote-signal';
+import { Termination } from './termination';
 import { SessionStats } from './session-stats';
 import { RevalidationAhead, parseProbes, staleProbes } from './cache-revalidate';
 import { cacheKey } from './cache-key';
@@ -45,7 +48,8 @@ export interface SessionOptions {
 
 const CLIENT_VERSION = '0.1.0';
 const READY = Buffer.from('OUTRUN1 READY\n');
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+// Passed on as they come; SIGTERM (termination.ts) and SIGHUP (hangup.ts) have rules of their own.
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 function execChannel(conn: Client, command: string, pty: PseudoTtyOptions | false): Promise<ClientChannel> {
   return new Promise((resolve, reject) =>
@@ -53,22 +57,6 @@ function execChannel(conn: Client, command: string, pty: PseudoTtyOptions | fals
       err ? reject(new OutrunError('SSH_LOST', `cannot open an SSH channel: ${err.message}`, { cause: err })) : resolve(ch),
     ),
   );
-}
-
-/**
- * Delivers a signal to the command. Not as an SSH "signal" request: OpenSSH refuses those for
- * root sessions (it skips post-auth privilege separation for root), and the remote user is
- * root. A short extra channel runs `outrun-helper signal`, which hands it to the session's
- * exec helper, which forwards it to the command.
- */
-function sendSignal(opts: SessionOptions, sessionDir: string, name: string): void {
-  const command = shellQuote([`${opts.remoteDir}/outrun-helper`, 'signal', sessionDir, name]);
-  opts.conn.exec(command, (err, ch) => {
-    if (err) return opts.log(`signal ${name}: ${err.message}`);
-    ch.on('data', () => undefined);
-    ch.stderr.on('data', (d: Buffer) => opts.log(`signal ${name}: ${d.toString().trim()}`));
-    ch.on('close', () => undefined);
-  });
 }
 
 /** Collects the last lines a channel wrote on stderr, for the one-line error message. */
@@ -354,40 +342,58 @@ async function runCommand(opts: SessionOptions, sessionDir: string, cc: CommandC
   ch.write(encodeExecSpec(opts.spec));
 
   terminal?.enterRaw((rows, cols) => ch.setWindow(rows, cols, 0, 0));
+  const signals = new RemoteSignals(opts.conn, `${opts.remoteDir}/outrun-helper`, sessionDir, opts.log, ended);
   const signalHandlers = new Map<string, () => void>();
   let lastInt = 0;
   // Also with a terminal: there the keys go to the remote pty as bytes, and these come only
-  // from kill(1) and the like (SIGHUP: the terminal went away). Unhandled, they would end
-  // outrun without restoring the terminal or ending the command.
+  // from kill(1) and the like. Unhandled, they would end outrun without restoring the
+  // terminal or ending the command.
   for (const sig of FORWARDED_SIGNALS) {
     const handler = () => {
       // A second Ctrl-C within two seconds ends the command hard.
-      if (sig === 'SIGINT' && Date.now() - lastInt < 2000) sendSignal(opts, sessionDir, 'KILL');
-      else sendSignal(opts, sessionDir, sig.slice(3));
+      if (sig === 'SIGINT' && Date.now() - lastInt < 2000) signals.send('KILL');
+      else signals.send(sig.slice(3) as RemoteSignalName);
       if (sig === 'SIGINT') lastInt = Date.now();
     };
     signalHandlers.set(sig, handler);
     process.on(sig, handler);
   }
-  // The local reader went away (`outrun box yes | head -1`): the command gets SIGPIPE, as it
-  // would writing into a closed local pipe, and what it still writes is dropped.
-  let readerGone = false;
-  const onOutputError = (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' || readerGone) return;
-    readerGone = true;
-    ch.unpipe(process.stdout);
-    ch.stderr.unpipe(process.stderr);
-    ch.on('data', () => undefined).resume();
-    ch.stderr.on('data', () => undefined).resume();
-    sendSignal(opts, sessionDir, 'PIPE');
+  const termination = new Termination(signals);
+  const onSigterm = () => termination.requested();
+  process.on('SIGTERM', onSigterm);
+
+  // Output the command writes where nobody can take it is dropped: a stalled channel would
+  // never report the command's end.
+  const dropped = new Set<1 | 2>();
+  const dropOutput = (fd: 1 | 2) => {
+    if (dropped.has(fd)) return;
+    dropped.add(fd);
+    const [from, to] = fd === 1 ? [ch, process.stdout] : [ch.stderr, process.stderr];
+    from.unpipe(to);
+    from.on('data', () => undefined).resume();
   };
-  process.stdout.on('error', onOutputError);
-  process.stderr.on('error', onOutputError);
+  const hangup = new HangupWatch({ hangUp: () => signals.send('HANGUP'), forwardSighup: () => signals.send('HUP'), dropOutput });
+  // The local reader went away (`outrun box yes | head -1`): the command gets SIGPIPE, as it
+  // would writing into a closed local pipe, and what it still writes is dropped. A terminal
+  // that fails is the hang-up watch's business.
+  let readerGone = false;
+  const onOutputError = (fd: 1 | 2) => (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || wasTerminal(fd)) return dropOutput(fd);
+    if (readerGone) return;
+    readerGone = true;
+    dropOutput(1);
+    dropOutput(2);
+    signals.send('PIPE');
+  };
+  // These stay for the rest of the run: a write failing later (the exit's flush) must not throw.
+  process.stdout.on('error', onOutputError(1));
+  process.stderr.on('error', onOutputError(2));
   try {
     process.stdin.pipe(ch);
     ch.pipe(process.stdout, { end: false });
     ch.resume();
-    const status = await ended;
+    hangup.start();
+    const status = await Promise.race([ended, termination.gaveUp]);
     if (status === undefined) {
       throw new OutrunError('SSH_LOST', 'the connection ended before the command reported its status');
     }
@@ -396,6 +402,9 @@ async function runCommand(opts: SessionOptions, sessionDir: string, cc: CommandC
     process.stdin.unpipe(ch);
     process.stdin.pause();
     for (const [sig, handler] of signalHandlers) process.off(sig, handler);
+    process.off('SIGTERM', onSigterm);
+    termination.dispose();
+    hangup.stop();
     terminal?.restore();
   }
 }

@@ -1,6 +1,7 @@
 // The local terminal during a run with a remote pty: raw while the command runs (so every
 // key, Ctrl-C included, reaches the remote pty and its line discipline), size changes
 // forwarded, and the previous mode restored on every way out.
+import { isatty } from 'node:tty';
 import type { PseudoTtyOptions } from 'ssh2';
 
 export class Terminal {
@@ -34,7 +35,8 @@ export class Terminal {
   restore(): void {
     if (this.onResize) process.stdout.off('resize', this.onResize);
     this.onResize = undefined;
-    if (this.raw && process.stdin.isTTY) process.stdin.setRawMode(false);
+    // A terminal that went away has no mode to restore (and setRawMode would fail with EIO).
+    if (this.raw && process.stdin.isTTY && isatty(0)) process.stdin.setRawMode(false);
     this.raw = false;
     process.off('exit', this.restoreOnExit);
   }

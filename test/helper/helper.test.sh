@@ -170,7 +170,7 @@ def main():
     os.write(wfd, spec_bytes(j) + j.get("extra", "").encode())
     if mode == "pipe" and not j.get("keep_stdin"):
         p.stdin.close()
-    actions = list(j.get("after", []))  # [[text, {"signal": N} | {"send": "..."}], ...]
+    actions = list(j.get("after", []))  # [[text, {"signal": N} | {"send": "..."} | {"run": [argv]}], ...]
     while True:
         while actions and actions[0][0].encode() in out:
             act = actions.pop(0)[1]
@@ -178,6 +178,11 @@ def main():
                 os.kill(pid, act["signal"])
             if "send" in act:
                 os.write(wfd, act["send"].encode())
+            if "run" in act:  # retried: just after the start the helper may not have recorded the command
+                for _ in range(50):
+                    if subprocess.run(act["run"]).returncode == 0:
+                        break
+                    time.sleep(0.1)
         d = read_some()
         if d is None:
             os.kill(pid, signal.SIGKILL)
@@ -456,6 +461,23 @@ run_exec pty "$S" '{"argv":["sh","-c","trap \"echo got-HUP; exit 4\" HUP; echo s
   "after":[["started",{"signal":1}]]}'
 check "pty: a signal to the helper goes to the command's process group" "exit 4" "$RES"
 check_contains "... and the command saw it" "got-HUP" "$OUT"
+# `signal SESSION HANGUP` (the local terminal went away) hangs up the command's pty: the command
+# gets SIGHUP (through its helper, the session leader), then reads see end of file.
+run_exec pty "$S" '{"argv":["sh","-c","trap \"h=1\" HUP; echo started; read -r x; r=$?; exit $((h * 10 + r))"],
+  "after":[["started",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
+check "pty: HANGUP gives the command SIGHUP, then end of file on its terminal" "exit 11" "$RES"
+run_exec pty "$S" '{"argv":["sh","-c","echo started; exec sleep 30"],"after":[["started",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
+check "pty: HANGUP ends a command that does not handle SIGHUP (helper dies of SIGHUP)" "signal 1" "$RES"
+# A hung-up interactive bash dies of SIGHUP (locally too), rather than exiting 0 on end of file:
+# the signal has to be there before its read ends.
+for i in 1 2 3; do
+  run_exec pty "$S" '{"argv":["bash","--norc","--noprofile","-i"],"env":["PS1=started> ","PATH=/usr/bin:/bin"],
+    "after":[["started> ",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
+  check "pty: HANGUP: bash -i dies of SIGHUP, as locally (run $i)" "signal 1" "$RES"
+done
+run_exec pipe "$S" '{"argv":["sh","-c","trap \"exit 7\" HUP; echo started; while :; do sleep 0.1; done"],
+  "after":[["started",{"run":["'"$H"'","signal","'"$S"'","HANGUP"]}]]}'
+check "pipes: HANGUP is SIGHUP to the command" "exit 7" "$RES"
 run_exec pty "$S" '{"argv":["sh","-c","printf %s \"$BIG\" | md5sum"],"big_env":100000}'
 check "pty: a 100 kB spec with every byte value arrives intact" \
   "$(python3 -c 'import hashlib; print(hashlib.md5((bytes(range(1, 256)) * 393)[:100000]).hexdigest())')  -" "$OUT"

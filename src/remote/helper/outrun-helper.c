@@ -5,6 +5,7 @@
  *   outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...]
  *   outrun-helper bind ROOT
  *   outrun-helper exec SESSION_DIR
+ *   outrun-helper signal SESSION_DIR NAME      (NAME: INT, TERM, ..., KILL, or HANGUP)
  *   outrun-helper --version
  *
  * SESSION_DIR is /run/outrun/NAME. Every error is one line on stderr starting "outrun-helper: ",
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -45,6 +47,8 @@
 #define MAX_GROUPS 65536u
 #define MAX_RLIMITS 64u
 #define SESSION_NAME_MAX 100
+/* The value `signal ... HANGUP` queues with SIGHUP: the local terminal went away. */
+#define HANGUP_VALUE 0x48555030 /* "HUP0" */
 
 /* Exit statuses (match src/client/errors.ts). */
 #define EXIT_USAGE 2
@@ -366,9 +370,9 @@ static void reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int sigwait_retry(const sigset_t *set) {
+static int sigwait_retry(const sigset_t *set, siginfo_t *info) {
   for (;;) {
-    int s = sigwaitinfo(set, NULL);
+    int s = sigwaitinfo(set, info);
     if (s > 0) return s;
     if (errno != EINTR) return -1;
   }
@@ -460,7 +464,7 @@ __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
 
   int agent_status = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    int sig = sigwait_retry(&set, NULL);
     if (sig < 0) {
       msg("sigwaitinfo: %s", strerror(errno));
       kill(-1, SIGKILL);
@@ -554,7 +558,7 @@ static int cmd_agent(int argc, char **argv) {
 
   int status = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    int sig = sigwait_retry(&set, NULL);
     if (sig < 0) {
       msg("sigwaitinfo: %s", strerror(errno));
       kill(init, SIGKILL);
@@ -1001,9 +1005,21 @@ static int cmd_exec(int argc, char **argv) {
 
   /* e. Running: forward signals until the command ends. */
   int status = 0;
+  int hung_up = 0;
   for (;;) {
-    int sig = sigwait_retry(&set);
+    siginfo_t si;
+    int sig = sigwait_retry(&set, &si);
     if (sig < 0) die(EXIT_OUTRUN, "sigwaitinfo: %s", strerror(errno));
+    if (sig == SIGHUP && si.si_code == SI_QUEUE && si.si_value.sival_int == HANGUP_VALUE) {
+      /* The local terminal went away (`outrun-helper signal ... HANGUP`): the command's terminal
+       * goes too, as the local kernel would do it. SIGHUP first, so that the command has it
+       * before its reads end; the kernel's own SIGHUP to this session leader is then only the
+       * echo of it. */
+      kill(tty ? -child : child, SIGHUP);
+      if (tty && ioctl(0, TIOCVHANGUP, 0) == 0) hung_up = 1;
+      continue;
+    }
+    if (sig == SIGHUP && hung_up && si.si_code == SI_KERNEL) continue;
     if (sig != SIGCHLD) {
       kill(tty ? -child : child, sig);
       continue;
@@ -1050,15 +1066,18 @@ static pid_t parent_of(pid_t pid) {
 
 /* outrun-helper signal SESSION_DIR NAME: hands NAME to the session's `exec` helper, which forwards
  * it to the command as sshd would have. KILL cannot be forwarded (it would end the helper), so it
- * goes straight to the command's process group. */
+ * goes straight to the command's process group. HANGUP (the local terminal went away) makes the
+ * exec helper give the command SIGHUP and hang up its terminal: reads then see end of file and
+ * writes fail with EIO, the foreground group gets SIGHUP when the helper ends, as locally. */
 static int cmd_signal(int argc, char **argv) {
   if (argc != 4) usage();
   const char *session = argv[2];
   check_session_path(session);
   int sig = 0;
+  int hangup = strcmp(argv[3], "HANGUP") == 0;
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
     if (strcmp(argv[3], signal_names[i].name) == 0) sig = signal_names[i].sig;
-  if (!sig) die(EXIT_USAGE, "unknown signal %s", argv[3]);
+  if (!sig && !hangup) die(EXIT_USAGE, "unknown signal %s", argv[3]);
   const char *why;
   if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
   char path[PATH_MAX];
@@ -1072,6 +1091,12 @@ static int cmd_signal(int argc, char **argv) {
   if (stat("/proc/self/exe", &self) < 0 || stat(exe, &other) < 0 || self.st_dev != other.st_dev ||
       self.st_ino != other.st_ino)
     die(EXIT_OUTRUN, "session %s runs no command any more", session);
+  if (hangup) {
+    /* SIGHUP with a value that says "hang-up": the exec helper hangs up the command's terminal. */
+    union sigval v = {.sival_int = HANGUP_VALUE};
+    if (sigqueue(helper, SIGHUP, v) < 0) die(EXIT_OUTRUN, "sigqueue %ld: %s", (long)helper, strerror(errno));
+    return 0;
+  }
   if (sig != SIGKILL) {
     if (kill(helper, sig) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
     return 0;

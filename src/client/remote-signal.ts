@@ -1,0 +1,69 @@
+// Signals for the remote command. Not SSH "signal" requests: OpenSSH refuses those for root
+// sessions (it skips post-auth privilege separation for root), and the remote user is root. A
+// short extra channel runs `outrun-helper signal`, which hands the signal to the session's
+// exec helper, which forwards it to the command.
+import type { Client, ClientChannel } from 'ssh2';
+import { shellQuote } from './shell-quote';
+
+/** What `outrun-helper signal` takes: a signal name without SIG, or HANGUP (the terminal went away). */
+export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP';
+
+/** How long a signal is retried while the helper has not recorded the command yet. */
+const RETRY_FOR_MS = 5000;
+const RETRY_EVERY_MS = 200;
+
+export class RemoteSignals {
+  private commandEnded = false;
+
+  constructor(
+    private readonly conn: Client,
+    private readonly helperPath: string,
+    private readonly sessionDir: string,
+    private readonly log: (msg: string) => void,
+    /** Settles when the command's channel closes: nothing is retried after that. */
+    ended: Promise<unknown>,
+  ) {
+    void ended.finally(() => (this.commandEnded = true));
+  }
+
+  /**
+   * Sends `name` to the command. Just after the start the helper may not have recorded the
+   * command yet (it refuses then): the signal is retried, for a few seconds at most, until it is
+   * taken or the command has ended, so that a signal sent early is not lost.
+   */
+  send(name: RemoteSignalName): void {
+    const until = Date.now() + RETRY_FOR_MS;
+    const attempt = (): void => {
+      void this.once(name).then((taken) => {
+        if (taken || this.commandEnded || Date.now() >= until) return;
+        setTimeout(attempt, RETRY_EVERY_MS);
+      });
+    };
+    attempt();
+  }
+
+  /** One try: resolves true when the helper took the signal. */
+  private once(name: RemoteSignalName): Promise<boolean> {
+    const command = shellQuote([this.helperPath, 'signal', this.sessionDir, name]);
+    return new Promise((resolve) => {
+      const opened = (err: Error | undefined, ch: ClientChannel) => {
+        if (err) {
+          this.log(`signal ${name}: ${err.message}`);
+          return resolve(false);
+        }
+        let code: number | null = null;
+        ch.on('data', () => undefined);
+        ch.stderr.on('data', (d: Buffer) => this.log(`signal ${name}: ${d.toString().trim()}`));
+        ch.on('exit', (c: number | null) => (code = c));
+        ch.on('close', () => resolve(code === 0));
+      };
+      try {
+        this.conn.exec(command, opened);
+      } catch (err) {
+        // ssh2 throws when the connection is already gone.
+        this.log(`signal ${name}: ${(err as Error).message}`);
+        resolve(false);
+      }
+    });
+  }
+}
