@@ -152,8 +152,8 @@ export class WriteBehind {
     while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
       await new Promise<void>((r) => this.waiters.push(r));
     }
-    // What this handle gathered positionally was written before: it goes first.
-    this.dispatch(handle, s);
+    // What any handle of the file gathered positionally was written before: it goes first.
+    for (const [h, other] of this.handles) if (other.path === s.path && other.length > 0) this.dispatch(h, other);
     let finished!: () => void;
     const done = new Promise<void>((r) => (finished = r));
     const q = this.appendQueues.get(s.path) ?? { waiting: [], sending: false };

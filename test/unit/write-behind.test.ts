@@ -156,6 +156,16 @@ test('a positional write between appends waits for the appends before it and bef
   assert.equal(content().toString(), 'aaXXXXbbcc');
 });
 
+test('an append after a positional write of another handle lands after it (the file grew behind its back)', async () => {
+  const { wb, content } = fakeFile();
+  assert.equal(await wb.append(1, '/f', Buffer.from('abc')), 0);
+  await wb.flush(1);
+  assert.equal(await wb.write(2, '/f', 0, Buffer.from('0123456789')), 0); // still gathering
+  assert.equal(await wb.append(1, '/f', Buffer.from('!')), 0);
+  await Promise.all([wb.flush(1), wb.flush(2)]);
+  assert.equal(content().toString(), '0123456789!');
+});
+
 test("an append that failed is reported at the handle's flush, once", async () => {
   const { wb } = fakeFile({ appendErrno: 28 });
   assert.equal(await wb.append(1, '/f', Buffer.from('x')), 0);
