@@ -132,7 +132,8 @@ export function makeWriteBehind(fs: FsClient): WriteBehind {
   const result = (r: { errno?: number | null; written?: number | null }, data: Buffer) =>
     r.errno ? r.errno : r.written === data.length ? 0 : EIO;
   return new WriteBehind(
-    (handle, _path, offset, data) => fs.Write({ handle, offset, data }).then((r) => result(r, data)),
+    (handle, _path, offset, data, sync) =>
+      fs.Write({ handle, offset, data, sync: sync === 'sync', datasync: sync === 'datasync' }).then((r) => result(r, data)),
     undefined,
     undefined,
     (writes) =>
@@ -710,8 +711,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
 
     fsync(_path: string, datasync: number, fd: number, cb: Cb) {
       if (isLocalHandle(fd)) return cb(0); // opened read-only from the content cache
-      wb.flush(fd).then((errno) => {
+      wb.flushAndSync(fd, !!datasync).then(({ errno, synced }) => {
         if (errno) return cb(-errno);
+        if (synced) return cb(0);
         simple('fsync', fs.Fsync({ handle: fd, datasync: !!datasync }), cb);
       });
     },

@@ -187,6 +187,8 @@ export class LocalFileServer {
         const { bytesWritten } = await fh.write(data, written, data.length - written, req.offset + written);
         written += bytesWritten;
       }
+      if (req.sync) await fh.sync();
+      else if (req.datasync) await fh.datasync();
       return { errno: 0, written };
     });
   }
