@@ -89,6 +89,8 @@ function parseArgs(argv) {
 }
 
 const log = (s) => process.stderr.write(`bench: ${s}\n`);
+/** Runs whose result failed its workload's check (wrong bytes, rows or lines): the bench exits 1. */
+let wrongResults = 0;
 
 function boxUp() {
   const r = spawnSync(join(ROOT, 'scripts/testbox'), ['status'], { encoding: 'utf8' });
@@ -177,6 +179,7 @@ class Section {
     this.foreignSamples = 0;
     this.totalSamples = 0;
     this.stdoutMismatch = 0;
+    this.wrong = 0; // runs whose result failed the workload's verify
   }
   add(variant, s) {
     (this.samples[variant] ??= []).push(s);
@@ -315,9 +318,18 @@ async function main() {
       }
       const s = { seconds: r.seconds, rate: NaN, rss: NaN };
       if (w.kind === 'rate') {
-        const dd = parseDd(r.stderr);
-        if (dd) s.rate = dd.mbps;
-        else sec.notes.push(`${variant}: dd's report not found`);
+        const mbps = w.rate ? w.rate.parse(r.stderr) : parseDd(r.stderr)?.mbps;
+        if (mbps !== undefined) s.rate = mbps;
+        else sec.notes.push(`${variant}: ${w.rate ? 'the rate report' : "dd's report"} not found`);
+      }
+      // A run that produced wrong bytes is no measurement: it fails, loudly.
+      const wrong = w.verify ? await w.verify() : undefined;
+      if (wrong) {
+        sec.wrong++;
+        wrongResults++;
+        sec.fail(variant, `WRONG RESULT: ${wrong}`);
+        log(`${w.name}/${variant}: WRONG RESULT: ${wrong}`);
+        return;
       }
       if (rss && haveTime) {
         try {
@@ -351,6 +363,13 @@ async function main() {
         return false;
       }
       const expect = w.checkStdout ? warm.stdout : undefined;
+      const wrong = w.verify ? await w.verify() : undefined;
+      if (wrong) {
+        wrongResults++;
+        log(`${w.name}: skipped, WRONG RESULT natively: ${wrong}`);
+        await before().catch(() => undefined);
+        return false;
+      }
 
       if (!runtimeReady && firstDone) {
         // No first-ever figure wanted: one untimed run, so that no timed run pays an upload
@@ -492,6 +511,10 @@ async function main() {
   if (isInterrupted()) await new Promise(() => undefined); // the signal handler exits
   await runCleanups();
   if (o.md && outputs.length) log(`results written to ${MD}`);
+  if (wrongResults) {
+    log(`error: ${wrongResults} run(s) produced WRONG RESULTS (see the FAILED rows and the log above)`);
+    process.exit(1);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -516,7 +539,7 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
     ['outWarm', 'outrun warm (2nd run: persistent cache)', sWarm],
   ];
   const header = rate
-    ? ['variant', 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS']
+    ? ['variant', w.rate?.label ?? 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS']
     : ['variant', 'median s', 'min–max s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS'];
   const rows = [];
   for (const [v, label, ref] of variants) {
@@ -553,11 +576,12 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
   notes.push(
     `Workload argv: \`${shjoin(w.argv)}\` in \`${w.cwd}\`, environment \`PATH=${WORKLOAD_ENV.PATH} LC_ALL=C\` for every variant. ` +
       (rate
-        ? 'MB/s = 10^6 bytes/s from dd\'s own report (the transfer only); wall s includes session set-up. × ratios are throughput ratios (< 1 = slower).'
+        ? (w.rate?.note ?? 'MB/s = 10^6 bytes/s from dd\'s own report (the transfer only); wall s includes session set-up. × ratios are throughput ratios (< 1 = slower).')
         : 'Times are wall seconds of the whole command, connection and set-up included; × ratios are time ratios (> 1 = slower).') +
       ' "× sshfs" compares cold rows (and the first-ever run) with sshfs cold, the other rows with sshfs warm.',
   );
   if (sshfsWhy) notes.push(`sshfs peer ${sshfsWhy}.`);
+  if (w.verify) notes.push(sec.wrong ? `**${sec.wrong} runs produced a WRONG RESULT (failed rows above).**` : 'The result was checked after every measured run (see the title): right every time.');
   if (w.checkStdout) notes.push(sec.stdoutMismatch ? `**stdout differed from native in ${sec.stdoutMismatch} runs.**` : 'stdout was identical to native in every run.');
   if (sec.methods) {
     const top = Object.entries(sec.methods).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, c]) => `${m} ${c}`).join(', ');
