@@ -172,3 +172,18 @@ test("an append that failed is reported at the handle's flush, once", async () =
   assert.equal(await wb.flush(1), 28);
   assert.equal(await wb.flush(1), 0);
 });
+
+test('fsync sends the last gathered writes with the sync in one request; with runs in flight it only flushes', async () => {
+  const sent: { offset: number; sync?: string }[] = [];
+  const wb = new WriteBehind(async (_h, _p, offset, _data, sync) => {
+    await new Promise((r) => setTimeout(r, 5));
+    sent.push({ offset, sync });
+    return 0;
+  });
+  assert.equal(await wb.write(1, '/db', 0, Buffer.alloc(4096, 1)), 0);
+  assert.deepEqual(await wb.flushAndSync(1, true), { errno: 0, synced: true });
+  assert.deepEqual(sent, [{ offset: 0, sync: 'datasync' }]);
+  // Nothing gathered: the caller syncs on its own.
+  assert.deepEqual(await wb.flushAndSync(1, false), { errno: 0, synced: false });
+  assert.equal(sent.length, 1);
+});
