@@ -1,7 +1,7 @@
 // Reads of an open file, served from windows fetched in few, large RPCs. The kernel asks
 // FUSE for at most 128 KiB at a time; one round trip per 128 KiB would make the link's
 // latency, not its bandwidth, the limit. A window starts at 256 KiB and doubles (to 4 MiB)
-// while the file is read sequentially, and the next window is fetched while the current
+// while the file is read sequentially (a read that jumps elsewhere fetches only itself), and the next window is fetched while the current
 // one is being consumed. Concurrent reads that fall in a window being fetched wait for it
 // instead of asking again. Windows are dropped on any change to the file through the mount.
 
@@ -76,8 +76,16 @@ export class FileReadAhead {
     this.lastEnd = offset + len;
     let w = this.windows.find((x) => offset >= x.start && offset + len <= x.start + x.asked);
     if (!w) {
-      this.nextSize = sequential ? Math.min(this.nextSize * 2, MAX_WINDOW) : FIRST_WINDOW;
-      w = this.startFetch(offset, Math.max(len, this.nextSize));
+      if (sequential || offset === 0) {
+        this.nextSize = sequential ? Math.min(this.nextSize * 2, MAX_WINDOW) : FIRST_WINDOW;
+        w = this.startFetch(offset, Math.max(len, this.nextSize));
+      } else {
+        // A jump: only what was asked. A database read page by page in random order had
+        // a 256 KiB window fetched for each 4 KiB page (sqlite's integrity check: 57x the
+        // file's bytes). Reading on from here grows windows again from the first size.
+        this.nextSize = FIRST_WINDOW / 2;
+        w = this.startFetch(offset, len);
+      }
     }
     const data = await w.data;
     const from = offset - w.start;

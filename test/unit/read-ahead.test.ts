@@ -94,3 +94,19 @@ test('the budget bounds bytes held across files', async () => {
   await new Promise((r) => setTimeout(r, 20));
   assert.ok(budget.bytesHeld <= 1024 * 1024 + MAX_WINDOW, `${budget.bytesHeld} bytes held`);
 });
+
+test('reads that jump around fetch only what they ask; reading on from a jump grows windows again', async () => {
+  const f = fakeFile(8 * 1024 * 1024);
+  const ra = new FileReadAhead(f.fetch, new WindowBudget());
+  const pages = [37, 5, 1900, 640, 1200, 3, 77].map((p) => p * 4096);
+  for (const at of pages) assert.ok((await ra.read(at, 4096)).equals(f.content.subarray(at, at + 4096)));
+  const fetched = f.calls.reduce((n, c) => n + c.size, 0);
+  assert.equal(fetched, pages.length * 4096, `${fetched} bytes fetched for ${pages.length} pages`);
+  // Sequential from a jump: windows again, every byte right.
+  f.calls.length = 0;
+  const from = 3 * 1024 * 1024 + 4096;
+  const parts: Buffer[] = [];
+  for (let off = from; off < from + 2 * 1024 * 1024; off += K128) parts.push(await ra.read(off, K128));
+  assert.ok(Buffer.concat(parts).equals(f.content.subarray(from, from + 2 * 1024 * 1024)));
+  assert.ok(f.calls.length <= 8, `${f.calls.length} fetches for 2 MiB read on`);
+});
