@@ -1,5 +1,7 @@
 // The programs of the model-based fuzz (model-fuzz.test.ts), as fixtures/fs-program.py
 // runs them: their types, fast-check's arbitraries for them, and how a step is printed.
+// The arbitraries use no map: fast-check can then shrink a program it did not generate
+// itself (one found failing in a batch, or one given to replay).
 import * as fc from 'fast-check';
 
 const KiB = 1024;
@@ -7,10 +9,17 @@ const MiB = 1024 * KiB;
 
 type Proc = 0 | 1;
 type Name = 'a' | 'b' | 'c' | 'd' | 'd/e';
-type Flag = 'RDONLY' | 'WRONLY' | 'RDWR' | 'CREAT' | 'TRUNC' | 'APPEND' | 'EXCL';
+/** open(2)'s flags: the access mode and the O_ flags set. */
+interface Flags {
+  access: 'RDONLY' | 'WRONLY' | 'RDWR';
+  creat: boolean;
+  trunc: boolean;
+  append: boolean;
+  excl: boolean;
+}
 /** One step of a program, as fs-program.py reads it. */
 export type Step = { p: Proc } & (
-  | { op: 'open'; slot: number; name: Name; flags: Flag[]; mode: number }
+  | { op: 'open'; slot: number; name: Name; flags: Flags; mode: number }
   | { op: 'close' | 'fsync' | 'fdatasync' | 'fstat'; slot: number }
   | { op: 'read'; slot: number; size: number }
   | { op: 'pread'; slot: number; size: number; offset: number }
@@ -22,14 +31,13 @@ export type Step = { p: Proc } & (
   | { op: 'rename'; name: Name; to: Name }
   | { op: 'unlink' | 'stat'; name: Name }
 );
-/** A file the program finds in place when it starts. */
-export interface InitialFile {
-  name: Name;
+/** A file the program finds in place when it starts: `size` bytes from `seed`. */
+interface InitialFile {
   size: number;
   seed: number;
 }
 export interface Program {
-  files: InitialFile[];
+  files: Record<'a' | 'b' | 'c' | 'd/e', InitialFile | null>;
   steps: Step[];
 }
 
@@ -61,21 +69,15 @@ const nameArb = fc.oneof(
   { weight: 2, arbitrary: fc.constant<Name>('d/e') },
   { weight: 1, arbitrary: fc.constant<Name>('d') },
 );
-const flagsArb: fc.Arbitrary<Flag[]> = fc
-  .record({
-    access: fc.constantFrom<Flag>('RDONLY', 'WRONLY', 'RDWR', 'RDWR'),
-    creat: fc.oneof({ weight: 2, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
-    trunc: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 3, arbitrary: fc.constant(false) }),
-    append: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 3, arbitrary: fc.constant(false) }),
-    excl: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 8, arbitrary: fc.constant(false) }),
-  })
-  .map(({ access, creat, trunc, append, excl }) => [
-    access,
-    ...(creat ? (['CREAT'] as const) : []),
-    ...(trunc ? (['TRUNC'] as const) : []),
-    ...(append ? (['APPEND'] as const) : []),
-    ...(excl ? (['EXCL'] as const) : []),
-  ]);
+const sometimes = (weightTrue: number, weightFalse: number) =>
+  fc.oneof({ weight: weightTrue, arbitrary: fc.constant(true) }, { weight: weightFalse, arbitrary: fc.constant(false) });
+const flagsArb: fc.Arbitrary<Flags> = fc.record({
+  access: fc.constantFrom('RDONLY' as const, 'WRONLY' as const, 'RDWR' as const, 'RDWR' as const),
+  creat: sometimes(2, 1),
+  trunc: sometimes(1, 3),
+  append: sometimes(1, 3),
+  excl: sometimes(1, 8),
+});
 const seedArb = fc.nat(1_000_000);
 
 const fdOp = <O extends 'close' | 'fsync' | 'fdatasync' | 'fstat'>(op: O) => fc.record({ p: procArb, op: fc.constant(op), slot: slotArb });
@@ -96,29 +98,29 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ p: procArb, op: fc.constant('stat' as const), name: nameArb }) },
   { weight: 2, arbitrary: fdOp('fstat') },
 );
-const initialFileArb = (name: Name) => fc.option(fc.record({ name: fc.constant(name), size: sizeArb, seed: seedArb }), { freq: 2 });
-const filesArb: fc.Arbitrary<InitialFile[]> = fc
-  .tuple(initialFileArb('a'), initialFileArb('b'), initialFileArb('c'), initialFileArb('d/e'))
-  .map((files) => files.filter((f): f is InitialFile => f !== null));
+const initialFileArb = fc.option(fc.record({ size: sizeArb, seed: seedArb }), { freq: 2 });
 export const programArb: fc.Arbitrary<Program> = fc.record({
-  files: filesArb,
+  files: fc.record({ a: initialFileArb, b: initialFileArb, c: initialFileArb, 'd/e': initialFileArb }),
   steps: fc.array(stepArb, { minLength: 1, maxLength: 40, size: 'max' }),
 });
-/** Programs for one outrun session (shrinking drops whole programs first). */
+/** Programs for one outrun session. */
 export const batchArb = (maxPrograms: number) => fc.array(programArb, { minLength: 1, maxLength: maxPrograms, size: 'max' });
 
 /** The program as lines: its initial files, then its steps, numbered as in the logs. */
 export function describeProgram(program: Program): string[] {
   return [
-    `files: ${program.files.map((f) => `${f.name} size=${f.size} seed=${f.seed}`).join(', ') || 'none'}`,
+    `files: ${Object.entries(program.files).flatMap(([name, f]) => (f ? [`${name} size=${f.size} seed=${f.seed}`] : [])).join(', ') || 'none'}`,
     ...program.steps.map((s, i) => `${i} ${describeStep(s)}`),
   ];
 }
+
+const flagNames = (f: Flags) =>
+  [f.access, ...(['creat', 'trunc', 'append', 'excl'] as const).filter((k) => f[k]).map((k) => k.toUpperCase())].join('|');
 
 /** A step as one readable line, e.g. `p1 pwrite slot=0 size=4096 offset=0 seed=17`. */
 export function describeStep(s: Step): string {
   const args = Object.entries(s)
     .filter(([k]) => k !== 'p' && k !== 'op')
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('|') : k === 'mode' ? (v as number).toString(8) : v}`);
+    .map(([k, v]) => `${k}=${k === 'flags' ? flagNames(v as Flags) : k === 'mode' ? (v as number).toString(8) : v}`);
   return [`p${s.p}`, s.op, ...args].join(' ');
 }

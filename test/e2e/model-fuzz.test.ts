@@ -7,14 +7,16 @@
 // through outrun, in sibling directories; every step's result, the tree as the programs saw
 // it at the end and the tree on the local disk after the run must be the same both ways.
 // Timestamps, inode numbers, link counts, st_blocks and directory sizes are not compared.
-// On a difference fast-check shrinks the batch and the failure names the smallest program
-// found, step by step, and its first differing line.
+// An outrun session costs about a second to start, so each fast-check run is one session
+// with a batch of programs. On a difference the program that differed is run alone and
+// fast-check shrinks it (one session per candidate); the failure prints the smallest
+// program found, step by step and as JSON, with its first differing line.
 //
 // Environment:
-//   OUTRUN_FUZZ_RUNS  outrun sessions (batches of programs) to try; default 6 (~1 min)
-//   OUTRUN_FUZZ_BATCH programs per session, at most; default 12
-//   OUTRUN_FUZZ_SEED  fast-check's seed (printed at the start of every run)
-//   OUTRUN_FUZZ_PATH  with the seed: replay the counterexample at this fast-check path
+//   OUTRUN_FUZZ_RUNS      outrun sessions (batches of programs) to try; default 10 (~1 min)
+//   OUTRUN_FUZZ_BATCH     programs per session, at most; default 12
+//   OUTRUN_FUZZ_SEED      fast-check's seed (printed at the start: the same seed, the same batches)
+//   OUTRUN_FUZZ_PROGRAM   a file with one program's JSON (as a failure prints it): run and shrink it
 //   OUTRUN_FUZZ_SHRINK_MS time spent shrinking a failure, at most; default 5 min
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
@@ -23,17 +25,17 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
-import { batchArb, describeProgram, type Program } from './fs-program';
+import { batchArb, describeProgram, programArb, type Program } from './fs-program';
 import { ROOT, onBox, waitBoxClean } from './harness';
 
 const EXECUTOR = path.join(ROOT, 'test/e2e/fixtures/fs-program.py');
 // The system's python (in the trees the agent keeps between runs), not a shim on PATH: the
 // same interpreter both ways, and quick to start through outrun.
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-const RUNS = Number(process.env.OUTRUN_FUZZ_RUNS ?? 6);
+const RUNS = Number(process.env.OUTRUN_FUZZ_RUNS ?? 10);
 const BATCH = Number(process.env.OUTRUN_FUZZ_BATCH ?? 12);
 const SEED = Number(process.env.OUTRUN_FUZZ_SEED ?? Date.now() % 2 ** 31);
-const REPLAY_PATH = process.env.OUTRUN_FUZZ_PATH;
+const REPLAY = process.env.OUTRUN_FUZZ_PROGRAM;
 const SHRINK_MS = Number(process.env.OUTRUN_FUZZ_SHRINK_MS ?? 5 * 60_000);
 const SESSION_TIMEOUT_MS = 180_000;
 interface ProgramResult {
@@ -78,8 +80,19 @@ function firstDifference(a: string[], b: string[]): number | undefined {
   return undefined;
 }
 
-function report(program: Program, index: number, what: string, local: string[], remote: string[], at: number): string {
-  return [
+/** A program of a batch gave another result through outrun. */
+class ProgramDifference extends Error {
+  constructor(
+    readonly index: number,
+    readonly program: Program,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function report(program: Program, index: number, what: string, local: string[], remote: string[], at: number): ProgramDifference {
+  return new ProgramDifference(index, program, [
     `program ${index} differs (${what}, line ${at + 1}):`,
     `  local:  ${local[at] ?? '(nothing)'}`,
     `  outrun: ${remote[at] ?? '(nothing)'}`,
@@ -89,7 +102,7 @@ function report(program: Program, index: number, what: string, local: string[], 
     ...local.map((l) => `  ${l}`),
     `${what}, through outrun:`,
     ...remote.map((l) => `  ${l}`),
-  ].join('\n');
+  ].join('\n'));
 }
 
 const stats = { sessions: 0, programs: 0, steps: 0, ok: 0 };
@@ -117,12 +130,12 @@ async function checkBatch(batch: Program[]): Promise<void> {
     batch.forEach((program, i) => {
       const [l, r] = [ours[i]!, theirs[i]!];
       const logAt = firstDifference(l.log, r.log);
-      if (logAt !== undefined) throw new Error(report(program, i, 'step results', l.log, r.log, logAt));
+      if (logAt !== undefined) throw (report(program, i, 'step results', l.log, r.log, logAt));
       const treeAt = firstDifference(l.tree, r.tree);
-      if (treeAt !== undefined) throw new Error(report(program, i, 'tree seen at the end', l.tree, r.tree, treeAt));
+      if (treeAt !== undefined) throw (report(program, i, 'tree seen at the end', l.tree, r.tree, treeAt));
       const [ld, rd] = [diskTree(path.join(localDir, `p${i}`)), diskTree(path.join(remoteDir, `p${i}`))];
       const diskAt = firstDifference(ld, rd);
-      if (diskAt !== undefined) throw new Error(report(program, i, 'tree on the local disk after the run', ld, rd, diskAt));
+      if (diskAt !== undefined) throw (report(program, i, 'tree on the local disk after the run', ld, rd, diskAt));
       stats.programs++;
       stats.steps += program.steps.length;
       stats.ok += l.log.filter((line) => !/-> (.*; )?(E[A-Z]+|nofd)$/.test(line)).length;
@@ -132,29 +145,68 @@ async function checkBatch(batch: Program[]): Promise<void> {
   }
 }
 
-test('random programs of two processes give the same results and files through outrun as locally', { timeout: 60 * 60_000 }, async () => {
-  console.log(`model fuzz: seed ${SEED}, ${RUNS} sessions of up to ${BATCH} programs (OUTRUN_FUZZ_SEED=${SEED} replays)`);
-  // Shrinking runs one outrun session per candidate: past SHRINK_MS, later candidates are
-  // taken as passing, so the smallest failure found by then is the one reported.
-  let firstFailure: number | undefined;
-  const property = fc.asyncProperty(batchArb(BATCH), async (batch) => {
-    if (firstFailure !== undefined && Date.now() - firstFailure > SHRINK_MS) return;
-    try {
-      await checkBatch(batch);
-    } catch (err) {
-      firstFailure ??= Date.now();
-      throw err;
-    }
-  });
+/**
+ * Shrinks a program that differed: fast-check starts from it (it can, the arbitraries have
+ * no map) and keeps the smallest that still differs. Each candidate is an outrun session:
+ * past SHRINK_MS, later candidates are taken as passing and the smallest found is kept.
+ */
+async function shrink(program: Program): Promise<fc.RunDetails<[Program]>> {
   const t0 = Date.now();
-  await fc.assert(property, {
-    seed: SEED,
-    numRuns: RUNS,
-    ...(REPLAY_PATH ? { path: REPLAY_PATH } : {}),
-    // Each run is an outrun session: the default report is enough, without verbose runs.
-    verbose: fc.VerbosityLevel.None,
-  });
+  return fc.check(
+    fc.asyncProperty(programArb, async (p) => {
+      if (Date.now() - t0 > SHRINK_MS) return;
+      await checkBatch([p]);
+    }),
+    { examples: [[program]], numRuns: 1 },
+  );
+}
+
+function failure(details: fc.RunDetails<[Program]>, context: string): Error {
+  const [program] = details.counterexample!;
+  const err = details.errorInstance;
+  return new Error(
+    [
+      `model fuzz: ${context}; shrunk ${details.numShrinks} times to:`,
+      err instanceof Error ? err.message : String(err),
+      'as JSON (replay: put it in a file, OUTRUN_FUZZ_PROGRAM=<file>):',
+      JSON.stringify(program),
+    ].join('\n'),
+  );
+}
+
+/** Runs RUNS batches; a failure comes back as the program that differed (undefined: none). */
+async function fuzzBatches(): Promise<{ program: Program; error: unknown } | undefined> {
+  const details = await fc.check(fc.asyncProperty(batchArb(BATCH), checkBatch), { seed: SEED, numRuns: RUNS, endOnFailure: true });
+  if (!details.failed) return undefined;
+  const err = details.errorInstance;
+  if (err instanceof ProgramDifference) return { program: err.program, error: err };
+  // The session as a whole failed (fs-program.py or outrun): find a program that fails alone.
+  const [batch] = details.counterexample!;
+  for (const program of batch) {
+    try {
+      await checkBatch([program]);
+    } catch (error) {
+      return { program, error };
+    }
+  }
+  throw new Error(`model fuzz: seed ${SEED}: a batch failed, but none of its programs alone:\n${String(err)}\n${JSON.stringify(batch)}`);
+}
+
+test('random programs of two processes give the same results and files through outrun as locally', { timeout: 60 * 60_000 }, async () => {
+  const t0 = Date.now();
+  let found: { program: Program; error: unknown } | undefined;
+  if (REPLAY) {
+    found = { program: JSON.parse(readFileSync(REPLAY, 'utf8')) as Program, error: undefined };
+  } else {
+    console.log(`model fuzz: seed ${SEED}, ${RUNS} sessions of up to ${BATCH} programs (OUTRUN_FUZZ_SEED=${SEED} replays)`);
+    found = await fuzzBatches();
+  }
   console.log(`model fuzz: ${JSON.stringify(stats)} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (found) {
+    const details = await shrink(found.program);
+    if (details.failed) throw failure(details, REPLAY ? `replay of ${REPLAY}` : `seed ${SEED}`);
+    if (!REPLAY) throw new Error(`model fuzz: seed ${SEED}: a program differed in its batch but not alone:\n${String(found.error)}`);
+  }
   const left = await waitBoxClean();
   if (left) throw new Error(`left on the box: ${left}`);
 });
