@@ -47,6 +47,8 @@ export class WriteBehind {
   private readonly busyPaths = new Map<string, number>();
   private pendingBytes = 0;
   private readonly waiters: (() => void)[] = [];
+  /** Told the file's name each time a run is on the local side (see onLanded). */
+  private readonly landedListeners: ((path: string) => void)[] = [];
   /** Runs dispatched and not yet finished, per file, in the order they were dispatched. */
   private readonly runsByPath = new Map<string, { start: number; end: number; done: Promise<void> }[]>();
 
@@ -58,6 +60,11 @@ export class WriteBehind {
 
   get bytesPending(): number {
     return this.pendingBytes;
+  }
+
+  /** `listener(path)` runs each time writes to `path` reach the local side (or fail there). */
+  onLanded(listener: (path: string) => void): void {
+    this.landedListeners.push(listener);
   }
 
   /** Whether `path` has writes not yet on the local side. */
@@ -139,6 +146,10 @@ export class WriteBehind {
       if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
+      for (const l of this.landedListeners) {
+        l(s.path);
+        if (path !== s.path) l(path);
+      }
       finished();
       this.waiters.splice(0).forEach((w) => w());
     });
