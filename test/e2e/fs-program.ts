@@ -30,6 +30,7 @@ export type Step = { p: Proc } & (
   | { op: 'truncate'; name: Name; size: number }
   | { op: 'rename'; name: Name; to: Name }
   | { op: 'unlink' | 'stat'; name: Name }
+  | { op: 'list'; dir: '.' | 'd' }
 );
 /** A file the program finds in place when it starts: `size` bytes from `seed`. */
 interface InitialFile {
@@ -97,6 +98,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fdOp('fdatasync') },
   { weight: 2, arbitrary: fc.record({ p: procArb, op: fc.constant('stat' as const), name: nameArb }) },
   { weight: 2, arbitrary: fdOp('fstat') },
+  { weight: 2, arbitrary: fc.record({ p: procArb, op: fc.constant('list' as const), dir: fc.constantFrom('.' as const, 'd' as const) }) },
 );
 const initialFileArb = fc.option(fc.record({ size: sizeArb, seed: seedArb }), { freq: 2 });
 export const programArb: fc.Arbitrary<Program> = fc.record({

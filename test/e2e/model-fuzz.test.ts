@@ -1,6 +1,6 @@
 // Model-based fuzz of the mounted filesystem (issue 9): fast-check generates programs of
 // open, read, pread, write, pwrite, lseek, truncate, ftruncate, rename, unlink, fsync,
-// fdatasync, stat, fstat and close over a few files (a, b, c, the directory d and d/e), by
+// fdatasync, stat, fstat, close and listings (names, then each one's lstat) over a few files (a, b, c, the directory d and d/e), by
 // two processes that keep their files open across steps. fixtures/fs-program.py runs a
 // batch of them, steps in the program's order (so one process reads what the other wrote a
 // step earlier, while that write may still be "behind" in the agent), once locally and once
