@@ -194,7 +194,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         if (blob) return readFully(blob, Buffer.allocUnsafe(size), offset);
         if (wholeFile && data) return data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length));
       }
-      const real = entry ? await (entry.reopened ??= reopen(path)) : 0;
+      // By the name the file has now (renamed since, say: see moveOpen).
+      const real = entry ? await (entry.reopened ??= reopen(entry.path)) : 0;
       return fetchRange(real)(offset, size);
     };
     const ra = new FileReadAhead(fetch, budget);
@@ -246,7 +247,11 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     const known = cache.get(src);
     const attr: Promise<CachedAttr | undefined> =
       known && known !== 'missing' ? Promise.resolve(known) : fs.Getattr({ path: wirePath(src) }).then((r) => r.attr ?? undefined);
-    attr.then(
+    // Handles opened from the caches have no file open on the local side; once the name is
+    // gone they could not get one (their reads after a change go to the file itself): they
+    // get it now, while the name is there.
+    const reopened = [...open].filter(([fd, f]) => isLocalHandle(fd) && f.path === src).map(([, f]) => (f.reopened ??= reopen(src)));
+    Promise.allSettled([attr, ...reopened]).then(() => attr).then(
       (a) =>
         simple('unlink', fs.Unlink({ path: wirePath(src) }), cb, () => {
           hidden.add(hiddenPath, a ?? {});
