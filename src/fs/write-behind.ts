@@ -91,6 +91,14 @@ export class WriteBehind {
       this.dispatch(handle, s); // what we hold counts: let it go rather than wait on it
       await new Promise<void>((r) => this.waiters.push(r));
     }
+    // Runs are ordered when they are dispatched (see dispatch): a run of another handle of
+    // the file, still gathering, that this write overlaps was written before it, so it
+    // goes now. Left gathering, it could be sent after this one (at its close, say) and
+    // overwrite it (seen: a pwrite lost under an append made before it).
+    const end = offset + data.length;
+    for (const [h, o] of this.handles) {
+      if (o !== s && o.length > 0 && o.path === s.path && o.start < end && offset < o.start + o.length) this.dispatch(h, o);
+    }
     if (s.length > 0 && (offset !== s.start + s.length || s.length + data.length > this.runBytes)) this.dispatch(handle, s);
     if (s.length === 0) {
       s.start = offset;
