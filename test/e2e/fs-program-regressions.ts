@@ -42,4 +42,15 @@ export const REGRESSIONS: Program[] = [
       { p: 0, op: 'pread', slot: 0, size: 42, offset: 0 },
     ],
   },
+  // p1's write was still gathering in the agent when p0 wrote over it; p0 closed first, its
+  // run went first, and p1's landed on top of it at the end.
+  {
+    files: none,
+    steps: [
+      open(1, 0, 'a', 'RDWR', true),
+      open(0, 0, 'a', 'RDWR'),
+      { p: 1, op: 'write', slot: 0, size: 100, seed: 1 },
+      { p: 0, op: 'pwrite', slot: 0, size: 50, offset: 0, seed: 2 },
+    ],
+  },
 ];
