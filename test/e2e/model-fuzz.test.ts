@@ -7,7 +7,7 @@
 // still be "behind" in the agent), once locally and once through outrun, in sibling
 // directories; every step's result, the tree as the programs saw it at the end and the
 // tree on the local disk after the run must be the same both ways. Timestamps, inode
-// numbers, link counts, st_blocks and directory sizes are not compared.
+// numbers, link counts, st_blocks, directory sizes and offsets are not compared.
 //
 // An outrun session costs about a second to start, so each fast-check run is one session
 // with a batch of programs. On a difference the program that differed is run alone and
