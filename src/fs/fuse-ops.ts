@@ -17,6 +17,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { sameVersion } from './fingerprint';
 import { WriteBehind } from './write-behind';
 import { HiddenFiles } from './hidden-files';
+import { ChangeLog } from './change-log';
 import { readFully } from './read-fully';
 
 export interface FuseOpsOptions {
@@ -73,6 +74,10 @@ const MAX_LISTED_DIR_SIZE = 16 * 1024;
  * then every lookup there, present or absent, is answered on the remote.
  */
 const MAX_LISTED_CACHED_DIR_SIZE = 1024 * 1024;
+
+/** Whether what a reply says of a path may be cached (see change-log.ts). */
+type Fresh = (path: string) => boolean;
+const always: Fresh = () => true;
 
 /** A positive errno from the local side, carried through a promise. */
 class ErrnoError extends Error {
@@ -149,6 +154,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const budget = new WindowBudget();
   const contents = new ContentCache();
   const hidden = new HiddenFiles();
+  /** Replies fill the caches only with what is still current (see change-log.ts). */
+  const changes = new ChangeLog((p) => wb.busy(p));
+  wb.onLanded((p) => changes.note(p));
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
   /**
@@ -195,7 +203,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
         if (blob) return readFully(blob, Buffer.allocUnsafe(size), offset);
         if (wholeFile && data) return data.subarray(Math.min(offset, data.length), Math.min(offset + size, data.length));
       }
-      const real = entry ? await (entry.reopened ??= reopen(path)) : 0;
+      // By the name the file has now (renamed since, say: see moveOpen).
+      const real = entry ? await (entry.reopened ??= reopen(entry.path)) : 0;
       return fetchRange(real)(offset, size);
     };
     const ra = new FileReadAhead(fetch, budget);
@@ -225,10 +234,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
 
   /** Forget what is known of `path` here and in the persistent cache (see AttrCache.invalidate). */
   function forget(path: string, structural = false): void {
+    changes.note(path);
     cache.invalidate(path, structural);
     persist?.invalidate(path, structural);
   }
   function forgetTree(path: string): void {
+    changes.noteTree(path);
     cache.invalidateTree(path);
     persist?.invalidateTree(path);
   }
@@ -245,7 +256,11 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     const known = cache.get(src);
     const attr: Promise<CachedAttr | undefined> =
       known && known !== 'missing' ? Promise.resolve(known) : fs.Getattr({ path: wirePath(src) }).then((r) => r.attr ?? undefined);
-    attr.then(
+    // Handles opened from the caches have no file open on the local side; once the name is
+    // gone they could not get one (their reads after a change go to the file itself): they
+    // get it now, while the name is there.
+    const reopened = [...open].filter(([fd, f]) => isLocalHandle(fd) && f.path === src).map(([, f]) => (f.reopened ??= reopen(src)));
+    Promise.allSettled([attr, ...reopened]).then(() => attr).then(
       (a) =>
         simple('unlink', fs.Unlink({ path: wirePath(src) }), cb, () => {
           hidden.add(hiddenPath, a ?? {});
@@ -285,16 +300,19 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const readOnly = (flags: number) => (flags & 3) === FS.O_RDONLY && !(flags & FS.O_TRUNC);
 
   function getattrRpc(path: string, cb: Cb): void {
+    const fresh = changes.since();
     fs.Getattr({ path: wirePath(path) }).then(
       (r) => {
-        if (r.errno === ENOENT) {
+        if (r.errno === ENOENT && fresh(path)) {
           cache.setMissing(path);
           if (persists(path)) persist!.recordAttr(path, undefined);
         }
         if (r.errno !== 0) return cb(-r.errno);
-        if (r.prefetched?.length) takePrefetched(r.prefetched);
-        cache.set(path, r.attr!);
-        if (persists(path)) persist!.recordAttr(path, r.attr!);
+        if (r.prefetched?.length) takePrefetched(r.prefetched, fresh);
+        if (fresh(path)) {
+          cache.set(path, r.attr!);
+          if (persists(path)) persist!.recordAttr(path, r.attr!);
+        }
         cb(0, toFuseStat(r.attr!));
       },
       (err) => {
@@ -317,13 +335,14 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     let p = listing.get(dir);
     if (!p) {
       counters.inc('attr.listings');
+      const fresh = changes.since();
       p = fs.Readdir({ path: wirePath(dir) }).then(
         (r) => {
           if (r.errno !== 0) {
             unlistable.set(dir, true);
             return false;
           }
-          fillFromListing(dir, r.entries, r.dirAttr);
+          fillFromListing(dir, r.entries, r.dirAttr, fresh);
           return true;
         },
         () => false,
@@ -338,15 +357,20 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     dir: string,
     entries: { name?: Uint8Array | null; attr?: CachedAttr | null }[],
     dirAttr: CachedAttr | null | undefined,
+    fresh: Fresh,
   ): string[] {
     const names: string[] = [];
+    let allFresh = fresh(dir);
     for (const e of entries) {
       const name = bytes(e.name).toString('utf8');
       names.push(name);
-      if (e.attr) cache.set(join(dir, name), e.attr);
+      if (!e.attr) continue;
+      if (fresh(join(dir, name))) cache.set(join(dir, name), e.attr);
+      else allFresh = false;
     }
+    if (!fresh(dir)) return names;
     cache.setListing(dir, names);
-    if (dirAttr && persists(dir)) {
+    if (allFresh && dirAttr && persists(dir)) {
       persist!.recordListing(dir, dirAttr, names.map((name, i) => ({ name, attr: entries[i]!.attr ?? undefined })));
     }
     return names;
@@ -372,10 +396,13 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   }
 
   /** What the local side sent along with an open (see prefetch.ts): into every cache. */
-  function takePrefetched(items: { path?: Uint8Array | null; attr?: CachedAttr | null; missing?: boolean | null; linkTarget?: Uint8Array | null; data?: Uint8Array | null }[]): void {
+  function takePrefetched(
+    items: { path?: Uint8Array | null; attr?: CachedAttr | null; missing?: boolean | null; linkTarget?: Uint8Array | null; data?: Uint8Array | null }[],
+    fresh: Fresh,
+  ): void {
     for (const it of items) {
       const p = bytes(it.path).toString('utf8');
-      if (!p.startsWith('/')) continue;
+      if (!p.startsWith('/') || !fresh(p)) continue;
       counters.inc('prefetch.received');
       const keep = persists(p);
       if (it.missing) {
@@ -404,10 +431,19 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
    * the whole file (once: later sessions open it from the persistent cache's blob).
    */
   function openRpc(path: string, flags: number, cb: Cb): void {
+    const fresh = changes.since();
     call('open', fs.Open({ path: wirePath(path), flags }), cb, (r) => {
-      if (r.prefetched.length > 0) takePrefetched(r.prefetched);
-      if (r.attr) cache.set(path, r.attr);
+      // The file changed while it was opened: its attributes and bytes in the reply may be
+      // older than that change, and this handle reads the file itself.
+      const current = fresh(path);
+      if (r.prefetched.length > 0) takePrefetched(r.prefetched, fresh);
       if (flags & FS.O_TRUNC) changed(path);
+      if (!current) {
+        if (flags & FS.O_APPEND) appending.add(r.handle);
+        track(r.handle, path);
+        return cb(0, r.handle);
+      }
+      if (r.attr) cache.set(path, r.attr);
       if (r.wholeFile) contents.remember(path, r.attr, bytes(r.data));
       const size = Number(r.attr?.size ?? 0);
       const keep = readOnly(flags) && r.attr && persists(path) && ((r.attr.mode ?? 0) & FS.S_IFMT) === FS.S_IFREG;
@@ -437,7 +473,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     const dir = bytes(l.path).toString('utf8');
     if (!dir.startsWith('/')) continue;
     if (l.dirAttr) cache.set(dir, l.dirAttr);
-    fillFromListing(dir, l.entries ?? [], l.dirAttr);
+    fillFromListing(dir, l.entries ?? [], l.dirAttr, always);
   }
 
   function readNow(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb): void {
@@ -474,12 +510,15 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const isDir = (a: CachedAttr) => ((a.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR;
 
   /** The listings of `dir` and, depth first, its subdirectories (see ReaddirRequest.nested_entries). */
-  function takeNested(nested: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[]): void {
+  function takeNested(
+    nested: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[],
+    fresh: Fresh,
+  ): void {
     for (const l of nested) {
       const dir = bytes(l.path).toString('utf8');
       if (!dir.startsWith('/')) continue;
-      if (l.dirAttr) cache.set(dir, l.dirAttr);
-      fillFromListing(dir, l.entries ?? [], l.dirAttr);
+      if (l.dirAttr && fresh(dir)) cache.set(dir, l.dirAttr);
+      fillFromListing(dir, l.entries ?? [], l.dirAttr, fresh);
     }
     counters.inc('readdir.nested', nested.length);
   }
@@ -490,11 +529,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     let p = subtreeListing.get(dir);
     if (!p) {
       counters.inc('readdir.subtree');
+      const fresh = changes.since();
       p = fs.Readdir({ path: wirePath(dir), nestedEntries: NESTED_LISTING_ENTRIES }).then(
         (r) => {
           if (r.errno !== 0) return;
-          fillFromListing(dir, r.entries, r.dirAttr);
-          takeNested(r.nested);
+          fillFromListing(dir, r.entries, r.dirAttr, fresh);
+          takeNested(r.nested, fresh);
         },
         () => undefined,
       );
@@ -507,9 +547,10 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   function readdirRpc(path: string, dirStat: FuseStat, cb: Cb): void {
     // A program reading a directory mostly walks on into its subdirectories: have them
     // listed along (see ReaddirRequest.nested_entries).
+    const fresh = changes.since();
     call('readdir', fs.Readdir({ path: wirePath(path), nestedEntries: NESTED_LISTING_ENTRIES }), cb, (r) => {
-      takeNested(r.nested);
-      const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr)];
+      takeNested(r.nested, fresh);
+      const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr, fresh)];
       const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
       cb(0, names, stats);
     });

@@ -72,6 +72,8 @@ export class WriteBehind {
   private readonly busyPaths = new Map<string, number>();
   private pendingBytes = 0;
   private readonly waiters: (() => void)[] = [];
+  /** Told the file's name each time a run is on the local side (see onLanded). */
+  private readonly landedListeners: ((path: string) => void)[] = [];
   /** Runs dispatched and not yet finished, per file, in the order they were dispatched. */
   private readonly runsByPath = new Map<string, { start: number; end: number; done: Promise<void> }[]>();
 
@@ -94,6 +96,11 @@ export class WriteBehind {
     return this.pendingBytes;
   }
 
+  /** `listener(path)` runs each time writes to `path` reach the local side (or fail there). */
+  onLanded(listener: (path: string) => void): void {
+    this.landedListeners.push(listener);
+  }
+
   /** Whether `path` has writes not yet on the local side. */
   busy(path: string): boolean {
     return this.busyPaths.has(path);
@@ -113,6 +120,14 @@ export class WriteBehind {
     while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
       this.dispatch(handle, s); // what we hold counts: let it go rather than wait on it
       await new Promise<void>((r) => this.waiters.push(r));
+    }
+    // Runs are ordered when they are dispatched (see dispatch): a run of another handle of
+    // the file, still gathering, that this write overlaps was written before it, so it
+    // goes now. Left gathering, it could be sent after this one (at its close, say) and
+    // overwrite it (seen: a pwrite lost under an append made before it).
+    const end = offset + data.length;
+    for (const [h, o] of this.handles) {
+      if (o !== s && o.length > 0 && o.path === s.path && o.start < end && offset < o.start + o.length) this.dispatch(h, o);
     }
     if (s.length > 0 && (offset !== s.start + s.length || s.length + data.length > this.runBytes)) this.dispatch(handle, s);
     if (s.length === 0) {
@@ -263,6 +278,10 @@ export class WriteBehind {
       if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
+      for (const l of this.landedListeners) {
+        l(s.path);
+        if (path !== s.path) l(path);
+      }
       finished();
       this.waiters.splice(0).forEach((w) => w());
     });

@@ -69,6 +69,25 @@ test('a write that is not contiguous starts a new run; overlapping writes keep t
   assert.equal(sent.filter((x) => x.handle === 1).length, 2);
 });
 
+test('a write over another handle\'s run still gathering sends that run first (model fuzz: an append lost to a later pwrite)', async () => {
+  const { wb, sent } = fakeSide();
+  await wb.write(1, '/f', 0, Buffer.from('aaaa')); // gathering, not yet sent
+  await wb.write(2, '/f', 0, Buffer.from('bb')); // later, over it
+  await wb.flush(2); // closed first: its run must still land after handle 1's
+  await wb.flush(1);
+  const out = Buffer.alloc(4);
+  for (const s of sent) s.data.copy(out, s.offset);
+  assert.equal(out.toString(), 'bbaa');
+  // Disjoint runs of two handles do not push each other out.
+  await wb.write(1, '/f', 0, Buffer.from('cc'));
+  await wb.write(2, '/f', 2, Buffer.from('dd'));
+  await wb.write(1, '/f', 2, Buffer.from('ee')); // over handle 2's: that one goes first
+  await wb.flush(1);
+  await wb.flush(2);
+  for (const s of sent) s.data.copy(out, s.offset);
+  assert.equal(out.toString(), 'ccee');
+});
+
 test('an error met behind the command comes back at flush (close), once', async () => {
   const { wb } = fakeSide({ failAt: 0 });
   assert.equal(await wb.write(3, '/f', 0, Buffer.from('x')), 0, 'accepted at once');
