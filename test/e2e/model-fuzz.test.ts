@@ -15,7 +15,7 @@
 // program found, step by step and as JSON, with its first differing line.
 //
 // Environment:
-//   OUTRUN_FUZZ_RUNS      outrun sessions (batches of programs) to try; default 16 (~1-1.5 min)
+//   OUTRUN_FUZZ_RUNS      outrun sessions (batches of programs) to try; default 24 (1-2 min)
 //   OUTRUN_FUZZ_BATCH     programs per session, at most; default 12
 //   OUTRUN_FUZZ_SEED      fast-check's seed (printed at the start: the same seed, the same batches)
 //   OUTRUN_FUZZ_PROGRAM   a file with one program's JSON (as a failure prints it): run and shrink it
@@ -35,7 +35,7 @@ const EXECUTOR = path.join(ROOT, 'test/e2e/fixtures/fs-program.py');
 // The system's python (in the trees the agent keeps between runs), not a shim on PATH: the
 // same interpreter both ways, and quick to start through outrun.
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-const RUNS = Number(process.env.OUTRUN_FUZZ_RUNS ?? 16);
+const RUNS = Number(process.env.OUTRUN_FUZZ_RUNS ?? 24);
 const BATCH = Number(process.env.OUTRUN_FUZZ_BATCH ?? 12);
 const SEED = Number(process.env.OUTRUN_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const REPLAY = process.env.OUTRUN_FUZZ_PROGRAM;
