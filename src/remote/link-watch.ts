@@ -14,8 +14,12 @@ import type { BridgeCounters } from './stdio-bridge';
 export const LINK_PING_INTERVAL_MS = 5_000;
 /** Milliseconds without a single byte from the local side before the link is declared lost. */
 export const LINK_SILENCE_MS = 20_000;
-/** After the link is declared dead: time for the EIO replies to reach the commands before the session ends. */
-export const LINK_LOST_GRACE_MS = 500;
+/**
+ * After the link is declared dead: time for the EIO replies to reach the commands (and for
+ * them to report it) before the session ends and the helper kills what is left; generous,
+ * as a busy box may be slow to schedule them.
+ */
+export const LINK_LOST_GRACE_MS = 2000;
 
 /** gRPC client options for the agent's connection to the local side (see above). */
 export const LINK_WATCH_OPTIONS = {

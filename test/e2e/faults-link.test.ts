@@ -77,7 +77,7 @@ describe('faults injected on the link and the box', { timeout: 5 * 60_000 }, () 
     try {
       assert.equal(await waitBoxClean(30_000), '');
       const log = boxShell('cat /dev/shm/outrun-link-err 2>/dev/null; true');
-      assert.match(log, /Input\/output error/, `the waiting read's error: ${log}`);
+      assert.match(log, /Input\/output error/, `the waiting read's error: ${JSON.stringify(log)} (${boxShell('ls -la /dev/shm; true').trim()})`);
     } finally {
       boxShell('rm -f /dev/shm/outrun-link-err');
       rmSync(work, { recursive: true, force: true });
