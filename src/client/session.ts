@@ -237,10 +237,10 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     // left on the remote when outrun returns.
     const agentReported = new Promise<void>((r) => (onAgentStats = r));
     control?.write({ shutdown: { reason: 'command finished' } });
-    await Promise.race([agentClosed, new Promise((r) => setTimeout(r, 5000))]);
+    const agentStatus = await Promise.race([agentClosed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
     log(`agent ended (${elapsed()})`);
     // The agent gave up on the link while the command was ending: the run did not end right.
-    if ((agentEnded as number | undefined | null) === AGENT_EXIT_LINK_LOST) throw agentEndedDuringRun(AGENT_EXIT_LINK_LOST, agentStderr);
+    if (agentStatus === AGENT_EXIT_LINK_LOST) throw agentEndedDuringRun(agentStatus, agentStderr);
     if (opts.stats) {
       await Promise.race([agentReported, new Promise((r) => setTimeout(r, 100))]);
       for (const line of stats.lines()) process.stderr.write(`outrun: ${line}\n`);

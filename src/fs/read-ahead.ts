@@ -1,8 +1,8 @@
 // Reads of an open file, served from windows fetched in few, large RPCs. The kernel asks
 // FUSE for at most 128 KiB at a time; one round trip per 128 KiB would make the link's
 // latency, not its bandwidth, the limit. A window starts at 256 KiB and doubles (to 4 MiB)
-// while the file is read sequentially (a read that jumps elsewhere fetches only itself), and the next window is fetched while the current
-// one is being consumed. Concurrent reads that fall in a window being fetched wait for it
+// while the file is read sequentially (a read that jumps elsewhere fetches only itself), and
+// the next window is fetched while the current one is being consumed. Concurrent reads that fall in a window being fetched wait for it
 // instead of asking again. Windows are dropped on any change to the file through the mount.
 
 export type FetchRange = (offset: number, size: number) => Promise<Buffer>;

@@ -20,8 +20,6 @@ export interface BridgeCounters {
   lastInAt: number;
   /** Bytes waiting to go out on the SSH channel. */
   readonly queuedOut: number;
-  /** Bytes waiting to go into the socket. */
-  readonly queuedIn: number;
 }
 
 export function bridgeStdioToSocket(
@@ -33,7 +31,6 @@ export function bridgeStdioToSocket(
   return new Promise((resolve, reject) => {
     let resolveConnected!: (s: Socket) => void;
     const connected = new Promise<Socket>((r) => (resolveConnected = r));
-    let sock: Socket | undefined;
     const counters: BridgeCounters = {
       bytesIn: head.length,
       bytesOut: 0,
@@ -41,12 +38,8 @@ export function bridgeStdioToSocket(
       get queuedOut() {
         return output.writableLength;
       },
-      get queuedIn() {
-        return sock?.writableLength ?? 0;
-      },
     };
     const server = createServer({ allowHalfOpen: false }, (s) => {
-      sock = s;
       server.close();
       try {
         unlinkSync(socketPath);

@@ -10,18 +10,10 @@
 // The bytes queued here are bounded by HTTP/2 itself: DATA frames only go out within the
 // peer's flow-control window (16 MiB, GRPC_CHANNEL_OPTIONS), which the peer reopens only as
 // it consumes; the rest is headers and control frames of the requests in flight, which the
-// request limits bound. `queued` tells how much waits for the transport (for the agent's log).
+// request limits bound.
 import { Duplex } from 'node:stream';
 
-export interface UnblockedDuplex extends Duplex {
-  /** Bytes written by the HTTP/2 session and not yet taken by the transport. */
-  readonly queued: number;
-  /** Bytes read from the transport so far (what the link watch goes by). */
-  readonly bytesIn: number;
-}
-
-export function unblockedDuplex(transport: Duplex): UnblockedDuplex {
-  let bytesIn = 0;
+export function unblockedDuplex(transport: Duplex): Duplex {
   const d = new Duplex({
     // HTTP/2 writes many small frames: let them through at once, not in 16 KiB steps.
     writableHighWaterMark: 1024 * 1024,
@@ -44,11 +36,8 @@ export function unblockedDuplex(transport: Duplex): UnblockedDuplex {
       transport.destroy(err ?? undefined);
       cb(err);
     },
-  }) as UnblockedDuplex;
-  Object.defineProperty(d, 'queued', { get: () => transport.writableLength });
-  Object.defineProperty(d, 'bytesIn', { get: () => bytesIn });
+  });
   transport.on('data', (chunk: Buffer) => {
-    bytesIn += chunk.length;
     // Reading may wait for the session (backpressure inward is harmless: the session
     // resumes as soon as its writes, which never wait, are done).
     if (!d.push(chunk)) transport.pause();
