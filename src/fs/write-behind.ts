@@ -66,6 +66,13 @@ interface HandleState {
   timer?: NodeJS.Timeout;
 }
 
+/** The first error a handle's writes met since it was last reported, cleared (0 if none). */
+function takeError(s: HandleState): number {
+  const e = s.error;
+  s.error = 0;
+  return e;
+}
+
 export class WriteBehind {
   private readonly handles = new Map<number, HandleState>();
   /** Paths with bytes not yet on the local side: how many handles hold some. */
@@ -112,11 +119,7 @@ export class WriteBehind {
    */
   async write(handle: number, path: string, offset: number, data: Buffer): Promise<number> {
     const s = this.state(handle, path, offset);
-    if (s.error) {
-      const e = s.error;
-      s.error = 0;
-      return e;
-    }
+    if (s.error) return takeError(s);
     while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
       this.dispatch(handle, s); // what we hold counts: let it go rather than wait on it
       await new Promise<void>((r) => this.waiters.push(r));
@@ -161,11 +164,7 @@ export class WriteBehind {
    */
   async append(handle: number, path: string, data: Buffer): Promise<number> {
     const s = this.state(handle, path);
-    if (s.error) {
-      const e = s.error;
-      s.error = 0;
-      return e;
-    }
+    if (s.error) return takeError(s);
     while (this.pendingBytes + data.length > this.maxPending && this.pendingBytes > 0) {
       await new Promise<void>((r) => this.waiters.push(r));
     }
@@ -222,6 +221,7 @@ export class WriteBehind {
         if (errno && !a.s.error) a.s.error = errno;
         this.markBusy(a.s, -1);
         this.pendingBytes -= a.data.length;
+        this.landed(a.s.path, path);
         a.finished();
       });
       runs.splice(runs.indexOf(run), 1);
@@ -278,14 +278,19 @@ export class WriteBehind {
       if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
-      for (const l of this.landedListeners) {
-        l(s.path);
-        if (path !== s.path) l(path);
-      }
+      this.landed(s.path, path);
       finished();
       this.waiters.splice(0).forEach((w) => w());
     });
     s.tail = Promise.all([s.tail, task]).then(() => undefined);
+  }
+
+  /** Writes reached the file now named `path` (sent under `sentAs`, if renamed since). */
+  private landed(path: string, sentAs: string): void {
+    for (const l of this.landedListeners) {
+      l(path);
+      if (sentAs !== path) l(sentAs);
+    }
   }
 
   private markBusy(s: HandleState, delta: number): void {
@@ -300,14 +305,12 @@ export class WriteBehind {
    * Everything the handle wrote is on the local side; resolves to the first error since the
    * last flush (0 if none) and clears it.
    */
-  async flush(handle: number): Promise<number> {
+  async flush(handle: number, sync?: SyncAfter): Promise<number> {
     const s = this.handles.get(handle);
     if (!s) return 0;
-    this.dispatch(handle, s);
+    this.dispatch(handle, s, sync);
     await s.tail;
-    const e = s.error;
-    s.error = 0;
-    return e;
+    return takeError(s);
   }
 
   /**
@@ -318,12 +321,8 @@ export class WriteBehind {
    */
   async flushAndSync(handle: number, datasync: boolean): Promise<{ errno: number; synced: boolean }> {
     const s = this.handles.get(handle);
-    if (!s || s.length === 0 || s.inFlight > 0 || this.appendQueues.has(s.path)) return { errno: await this.flush(handle), synced: false };
-    this.dispatch(handle, s, datasync ? 'datasync' : 'sync');
-    await s.tail;
-    const e = s.error;
-    s.error = 0;
-    return { errno: e, synced: true };
+    const synced = !!s && s.length > 0 && s.inFlight === 0 && !this.appendQueues.has(s.path);
+    return { errno: await this.flush(handle, synced ? (datasync ? 'datasync' : 'sync') : undefined), synced };
   }
 
   /** The handle is closed for good: flush, then forget it. */

@@ -206,3 +206,13 @@ test('fsync sends the last gathered writes with the sync in one request; with ru
   assert.deepEqual(await wb.flushAndSync(1, false), { errno: 0, synced: false });
   assert.equal(sent.length, 1);
 });
+
+test('appends landing are reported as runs landing are (the caches drop what a reply crossing them said)', async () => {
+  const { wb } = fakeFile();
+  const landed: string[] = [];
+  wb.onLanded((p) => landed.push(p));
+  assert.equal(await wb.append(1, '/log', Buffer.from('a\n')), 0);
+  assert.equal(await wb.write(2, '/other', 0, Buffer.from('b')), 0);
+  await Promise.all([wb.flush(1), wb.flush(2)]);
+  assert.deepEqual(landed.sort(), ['/log', '/other']);
+});
