@@ -3,13 +3,13 @@
 // expects. Errors keep their exact errno; a failed RPC (link down) becomes EIO so that a
 // command never hangs on a dead connection.
 import { constants as FS } from 'node:fs';
-import type { Cb, FuseOps, FuseStat } from 'fuse-native';
+import type { pb } from '../wire/schema';
 import { AttrCache, type CachedAttr } from './attr-cache';
 import { FileReadAhead, WindowBudget } from './read-ahead';
 import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
-import { timespecFromMs, timespecToMs } from './attr';
+import { timespecToMs } from './attr';
 import { EIO, ENOENT, ENOTEMPTY } from './errno';
 import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
@@ -35,22 +35,12 @@ export interface FuseOpsOptions {
   warm?: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[];
 }
 
-function toFuseStat(a: CachedAttr): FuseStat {
-  return {
-    mode: a.mode ?? 0,
-    uid: a.uid ?? 0,
-    gid: a.gid ?? 0,
-    size: a.size ?? 0,
-    nlink: a.nlink ?? 1,
-    ino: a.ino ?? 0,
-    rdev: a.rdev ?? 0,
-    blksize: a.blksize ?? 4096,
-    blocks: a.blocks ?? 0,
-    atime: timespecToMs(a.atime),
-    mtime: timespecToMs(a.mtime),
-    ctime: timespecToMs(a.ctime),
-  };
-}
+/** A callback in libfuse's style: 0 or -errno first, then the results. */
+export type Cb = (err: number, ...rest: any[]) => void;
+/** The path operations, by name (see fuse-nodes.ts, which calls them for kernel requests). */
+export type PathOps = Record<string, ((...args: any[]) => void) | undefined>;
+/** Attributes go to the kernel as the local side gave them (nanoseconds and all). */
+const toFuseStat = (a: CachedAttr): CachedAttr => a;
 
 const wirePath = (p: string) => Buffer.from(p, 'utf8');
 /** Largest file kept whole by the agent between opens. */
@@ -95,6 +85,7 @@ const WAITS_FOR_WRITES: Record<string, ('path' | 'dir' | 'tree')[]> = {
   getattr: ['path'],
   readlink: ['path'],
   open: ['path'],
+  create: ['path'],
   truncate: ['path'],
   ftruncate: ['path'],
   utimens: ['path'],
@@ -107,15 +98,15 @@ const WAITS_FOR_WRITES: Record<string, ('path' | 'dir' | 'tree')[]> = {
   readdir: ['dir'],
 };
 
-export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
+export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): PathOps {
   const counters = opts.counters ?? new Counters();
   const wb = opts.writeBehind ?? makeWriteBehind(fs);
   const ops = makeOps(fs, { ...opts, writeBehind: wb }, counters);
   for (const [name, fn] of Object.entries(ops)) {
     const waits = WAITS_FOR_WRITES[name];
     ops[name] = (...args: unknown[]) => {
-      // Every operation the kernel asks for is counted by name.
-      counters.inc(`fuse.${name}`);
+      // Every path operation is counted by name (the kernel's requests by opcode: fuse.*).
+      counters.inc(`op.${name}`);
       if (waits && wb.bytesPending > 0) {
         const drains = waits.map((kind, i) => {
           const p = args[i] as string;
@@ -148,7 +139,7 @@ export function makeWriteBehind(fs: FsClient): WriteBehind {
   );
 }
 
-function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOps {
+function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOps {
   const wb = opts.writeBehind!;
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
@@ -544,14 +535,14 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     return p;
   }
 
-  function readdirRpc(path: string, dirStat: FuseStat, cb: Cb): void {
+  function readdirRpc(path: string, dirStat: CachedAttr, cb: Cb): void {
     // A program reading a directory mostly walks on into its subdirectories: have them
     // listed along (see ReaddirRequest.nested_entries).
     const fresh = changes.since();
     call('readdir', fs.Readdir({ path: wirePath(path), nestedEntries: NESTED_LISTING_ENTRIES }), cb, (r) => {
       takeNested(r.nested, fresh);
       const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr, fresh)];
-      const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
+      const stats: (CachedAttr | undefined)[] = [dirStat, dirStat, ...r.entries.map((e) => e.attr ?? undefined)];
       cb(0, names, stats);
     });
   }
@@ -709,10 +700,23 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       openRpc(path, flags, cb);
     },
 
-    // No create: fuse-native does not pass create's open flags, so a file made with
-    // O_CREAT|O_APPEND would get positional writes at the kernel's idea of where the file
-    // ends (stale once another handle appended: their lines were overwritten). Without it the
-    // kernel makes the file with mknod and then opens it with the real flags.
+    /** Makes and opens a file in one round trip, with the open's real flags (O_APPEND too). */
+    create(path: string, flags: number, mode: number, cb: Cb) {
+      call('create', fs.Create({ path: wirePath(path), flags, mode }), cb, (r) => {
+        forget(path);
+        changed(path);
+        if (flags & FS.O_APPEND) appending.add(r.handle);
+        track(r.handle, path);
+        if (r.attr) cache.set(path, r.attr);
+        cb(0, r.handle, r.attr ?? undefined);
+      });
+    },
+
+    /** The blob file a handle reads from (a whole file in the persistent cache), if any. */
+    blobFd(fd: number): number | undefined {
+      const f = open.get(fd);
+      return f?.blob && !f.stale ? f.blob.fd : undefined;
+    },
 
     read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       if (wb.busy(path)) {
@@ -829,13 +833,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => forget(path));
     },
 
-    utimens(path: string, atime: number, mtime: number, cb: Cb) {
-      simple(
-        'utimens',
-        fs.Utimens({ path: wirePath(path), atime: timespecFromMs(atime), mtime: timespecFromMs(mtime) }),
-        cb,
-        () => forget(path),
-      );
+    /** Times as timespecs (nanoseconds); null: the local side's "now". */
+    utimens(path: string, atime: pb.Timespec.$Properties | null, mtime: pb.Timespec.$Properties | null, cb: Cb) {
+      simple('utimens', fs.Utimens({ path: wirePath(path), atime, mtime }), cb, () => forget(path));
     },
   };
 }

@@ -28,7 +28,7 @@ import { decodeProbes, encodeProbes, type Probe } from './probe-list';
 import { LazyMap } from './lazy-entries';
 import { removeOnExit, settled } from './exit-cleanup';
 
-const INDEX_FORMAT = 1;
+const INDEX_FORMAT = 2; // 2: attributes carry st_dev (the inode table keys on device + inode)
 /** Entries decoded per turn of the event loop at session start. */
 const DECODE_BATCH = 256;
 /** The index file: this, a u32 length, the packed probes, then the CacheIndex message. */
