@@ -41,9 +41,13 @@ export interface NodeSettings {
 /** What the handlers need of the connection. */
 export interface KernelLink {
   negotiated(): Negotiated | undefined;
-  notify(message: Buffer): void;
+  /** Resolves once the kernel has taken it (written from another thread: see fuse-kernel.c). */
+  notify(message: Buffer): Promise<void>;
   backingOpen(fileFd: number): number;
   backingClose(id: number): void;
+  /** GETATTR of the node is answered natively with this fuse_attr_out until ttlMs pass. */
+  attrSet(nodeid: number, attrOut: Buffer, ttlMs: number): void;
+  attrDrop(nodeid: number): void;
 }
 
 /** Per node: how its pages and listing may be kept, and its passthrough backing. */
@@ -59,6 +63,8 @@ const versionOf = (a: CachedAttr | undefined) =>
   a ? `${a.mtime?.sec ?? 0}.${a.mtime?.nsec ?? 0}:${a.size ?? 0}` : undefined;
 const readOnly = (flags: number) => (flags & 3) === FS.O_RDONLY && !(flags & FS.O_TRUNC);
 const isDot = (n: string) => n === '.' || n === '..';
+/** Where an open file with no name left is known to the path operations (see HiddenFiles). */
+const hiddenPathOf = (node: Node) => `/.fuse_hidden${node.id.toString(16).padStart(16, '0')}`;
 const UNCHANGED_ID = 0xffffffff;
 
 interface DirListing {
@@ -103,10 +109,10 @@ export class FuseNodes {
   handlers(): Partial<Record<number, Handler>> {
     const h: Partial<Record<number, Handler>> = {
       [Opcode.LOOKUP]: (r, b) => this.lookup(r, b),
-      [Opcode.FORGET]: (r, b) => this.table.forget(r.nodeid, u64(b, 0)),
+      [Opcode.FORGET]: (r, b) => this.forget(r.nodeid, u64(b, 0)),
       [Opcode.BATCH_FORGET]: (_r, b) => {
         const count = b.readUInt32LE(0);
-        for (let i = 0; i < count && 8 + 16 * i + 16 <= b.length; i++) this.table.forget(u64(b, 8 + 16 * i), u64(b, 16 + 16 * i));
+        for (let i = 0; i < count && 8 + 16 * i + 16 <= b.length; i++) this.forget(u64(b, 8 + 16 * i), u64(b, 16 + 16 * i));
       },
       [Opcode.GETATTR]: (r, b) => this.getattr(r, b),
       [Opcode.SETATTR]: (r, b) => this.setattr(r, b),
@@ -142,9 +148,9 @@ export class FuseNodes {
         return statfsOut({ ...st, namelen: st.namemax });
       },
       [Opcode.RELEASE]: (r, b) => this.release(r, u64(b, 0)),
-      [Opcode.FLUSH]: (r, b) => this.withPath(r, async (p) => -(await this.call('flush', p, u64(b, 0)))[0]),
+      [Opcode.FLUSH]: (r, b) => this.withPath(r, async (p) => -(await this.call('flush', p, u64(b, 0)))[0], true),
       [Opcode.FSYNC]: (r, b) =>
-        this.withPath(r, async (p) => -(await this.call('fsync', p, b.readUInt32LE(8) & FSYNC_FDATASYNC, u64(b, 0)))[0]),
+        this.withPath(r, async (p) => -(await this.call('fsync', p, b.readUInt32LE(8) & FSYNC_FDATASYNC, u64(b, 0)))[0], true),
       [Opcode.OPENDIR]: (r) => this.opendir(r),
       [Opcode.READDIR]: (r, b) => this.readdir(r, u64(b, 0), u64(b, 8), b.readUInt32LE(16), false),
       [Opcode.READDIRPLUS]: (r, b) => this.readdir(r, u64(b, 0), u64(b, 8), b.readUInt32LE(16), true),
@@ -173,11 +179,20 @@ export class FuseNodes {
       if (!node) break;
     }
     if (node) {
-      this.kernel.notify(notifyInvalInode(node.id));
+      this.kernel.attrDrop(node.id);
+      void this.kernel.notify(notifyInvalInode(node.id));
       const st = this.state.get(node.id);
       if (st) st.pageVersion = st.listVersion = undefined;
     }
-    if (parent) this.kernel.notify(notifyInvalEntry(parent.id, Buffer.from(name, 'utf8')));
+    if (parent) void this.kernel.notify(notifyInvalEntry(parent.id, Buffer.from(name, 'utf8')));
+  }
+
+  private forget(id: number, count: number): void {
+    this.table.forget(id, count);
+    if (this.table.get(id)) return;
+    this.kernel.attrDrop(id);
+    this.state.delete(id);
+    this.listings.delete(id);
   }
 
   private st(node: Node): CacheState {
@@ -186,17 +201,29 @@ export class FuseNodes {
     return s;
   }
 
-  private withPath(r: InHeader, fn: (path: string, node: Node) => Promise<HandlerResult>): Promise<HandlerResult> | number {
+  private withPath(r: InHeader, fn: (path: string, node: Node) => Promise<HandlerResult>, byHandle = false): Promise<HandlerResult> | number {
     const node = this.table.get(r.nodeid);
     if (!node) return E.ESTALE;
-    const p = this.table.path(node);
+    // Operations on an open handle go by the handle: a file with no name left still has one.
+    const p = this.table.path(node) ?? (byHandle ? hiddenPathOf(node) : undefined);
     if (p === undefined) return E.ENOENT;
     return fn(p, node);
   }
 
   private entry(parent: Node, name: string, attr: CachedAttr): Buffer {
     const node = this.table.remember(parent, name, attr);
+    this.told(node, attr);
     return entryOut(node.id, attr, this.s.entryTimeoutS, this.s.attrTimeoutS);
+  }
+
+  /** The kernel was told these attributes: the addon may repeat them while they are valid. */
+  private told(node: Node, attr: CachedAttr, out?: Buffer): void {
+    if (this.s.attrTimeoutS > 0) this.kernel.attrSet(node.id, out ?? attrOut(attr, this.s.attrTimeoutS), this.s.attrTimeoutS * 1000);
+  }
+
+  /** What the addon would repeat of these nodes is no longer so (they are being changed). */
+  private changing(...nodes: (Node | undefined)[]): void {
+    for (const n of nodes) if (n) this.kernel.attrDrop(n.id);
   }
 
   private async lookup(r: InHeader, b: Buffer): Promise<HandlerResult> {
@@ -220,7 +247,9 @@ export class FuseNodes {
       // The name now holds another kind of file: this node is not it.
       if (node.attr && ((node.attr.mode ?? 0) ^ (attr.mode ?? 0)) & 0o170000) return E.ESTALE;
       node.attr = attr;
-      return attrOut(attr, this.s.attrTimeoutS);
+      const out = attrOut(attr, this.s.attrTimeoutS);
+      this.told(node, attr, out);
+      return out;
     });
   }
 
@@ -228,6 +257,7 @@ export class FuseNodes {
     const valid = b.readUInt32LE(0);
     const fh = u64(b, 8);
     return this.withPath(r, async (p, node) => {
+      this.changing(node);
       const fail = (res: any[]) => (res[0] ? -res[0] : 0);
       let err = 0;
       if (valid & FATTR.SIZE) {
@@ -259,7 +289,9 @@ export class FuseNodes {
       const [e2, attr] = await this.call('getattr', p);
       if (e2) return -e2;
       node.attr = attr;
-      return attrOut(attr, this.s.attrTimeoutS);
+      const out = attrOut(attr, this.s.attrTimeoutS);
+      this.told(node, attr, out);
+      return out;
     });
   }
 
@@ -269,6 +301,7 @@ export class FuseNodes {
     if (!parent) return E.ESTALE;
     const p = this.table.pathOf(parent, name);
     if (p === undefined) return E.ENOENT;
+    this.changing(parent);
     const [err] = await op(p);
     if (err) return -err;
     const [e2, attr] = await this.call('getattr', p);
@@ -282,15 +315,13 @@ export class FuseNodes {
     const p = this.table.pathOf(parent, name);
     if (p === undefined) return E.ENOENT;
     const node = this.table.child(parent, name);
+    this.changing(parent, node);
     // Open and about to lose its last name: the path operations keep answering for it
     // under a hidden name (see HiddenFiles) outside every directory, so rmdir still works.
-    if (node && node.opens > 0 && (node.attr?.nlink ?? 1) <= 1) {
-      const hidden = `/.fuse_hidden${node.id.toString(16).padStart(16, '0')}`;
-      const [err] = await this.call('rename', p, hidden);
-      if (err) return -err;
-      this.table.unlinked(parent, name);
-      node.hiddenPath = hidden;
-      return [];
+    if (node && this.mustHide(node)) {
+      const err = await this.hide(node, p);
+      if (!err) this.table.unlinked(parent, name);
+      return err || [];
     }
     const [err] = await this.call('unlink', p);
     if (err) return -err;
@@ -298,11 +329,29 @@ export class FuseNodes {
     return [];
   }
 
+  /** An open file losing its last name must stay readable through its handles. */
+  private mustHide(node: Node): boolean {
+    return node.opens > 0 && (node.attr?.nlink ?? 1) <= 1 && ((node.attr?.mode ?? 0) & 0o170000) !== 0o040000;
+  }
+
+  /**
+   * Unlinks the open file at `path` for real; the path operations keep answering for it
+   * under a hidden name (see HiddenFiles) that lies in no directory, so rmdir works.
+   */
+  private async hide(node: Node, path: string): Promise<number> {
+    const hidden = hiddenPathOf(node);
+    const [err] = await this.call('rename', path, hidden);
+    if (err) return -err;
+    node.hiddenPath = hidden;
+    return 0;
+  }
+
   private async rmdir(r: InHeader, name: string): Promise<HandlerResult> {
     const parent = this.table.get(r.nodeid);
     if (!parent) return E.ESTALE;
     const p = this.table.pathOf(parent, name);
     if (p === undefined) return E.ENOENT;
+    this.changing(parent, this.table.child(parent, name));
     const [err] = await this.call('rmdir', p);
     if (err) return -err;
     this.table.unlinked(parent, name);
@@ -323,6 +372,14 @@ export class FuseNodes {
       if (err === 0) return E.EEXIST;
       if (err !== -E.ENOENT) return -err;
     }
+    const replaced = this.table.child(newParent, newName!);
+    this.changing(parent, newParent, this.table.child(parent, name!), replaced);
+    // A file replaced while open keeps its content for its handles, as a file unlinked does.
+    if (replaced && replaced !== this.table.child(parent, name!) && this.mustHide(replaced)) {
+      const e = await this.hide(replaced, to);
+      if (e) return e;
+      this.table.unlinked(newParent, newName!);
+    }
     const [err] = await this.call('rename', from, to);
     if (err) return -err;
     this.table.renamed(parent, name!, newParent, newName!);
@@ -336,6 +393,7 @@ export class FuseNodes {
     const existing = this.table.path(old);
     const p = this.table.pathOf(parent, newName);
     if (existing === undefined || p === undefined) return E.ENOENT;
+    this.changing(parent, old);
     const [err] = await this.call('link', existing, p);
     if (err) return -err;
     const [e2, attr] = await this.call('getattr', p);
@@ -372,12 +430,20 @@ export class FuseNodes {
     }
     const version = versionOf(attr);
     const keep = version !== undefined && st.pageVersion === version;
+    // Another version than the kernel last saw (changed on this machine): its size and
+    // times must go too, before the command reads (the kernel reads up to the size it holds).
+    if (!keep && st.pageVersion !== undefined) {
+      this.kernel.attrDrop(node.id);
+      await this.kernel.notify(notifyInvalInode(node.id, -1, 0));
+      this.counters?.inc('fuse.invalidated-at-open');
+    }
     st.pageVersion = version;
     return [keep ? FOPEN.KEEP_CACHE : 0, 0];
   }
 
   private open(r: InHeader, flags: number): Promise<HandlerResult> | number {
     return this.withPath(r, async (p, node) => {
+      if (flags & FS.O_TRUNC) this.changing(node);
       const [err, fh] = await this.call('open', p, flags);
       if (err) return -err;
       node.opens++;
@@ -391,6 +457,7 @@ export class FuseNodes {
     if (!parent) return E.ESTALE;
     const p = this.table.pathOf(parent, name);
     if (p === undefined) return E.ENOENT;
+    this.changing(parent, this.table.child(parent, name));
     const [err, fh, created] = await this.call('create', p, flags, mode);
     if (err) return -err;
     let attr = created as CachedAttr | undefined;
@@ -411,21 +478,22 @@ export class FuseNodes {
       const buf = Buffer.allocUnsafe(size);
       const [n] = await this.call('read', p, fh, buf, size, offset);
       return n < 0 ? -n : buf.subarray(0, n);
-    });
+    }, true);
   }
 
   private write(r: InHeader, fh: number, offset: number, data: Buffer): Promise<HandlerResult> | number {
-    return this.withPath(r, async (p) => {
+    return this.withPath(r, async (p, node) => {
+      this.changing(node);
       const [n] = await this.call('write', p, fh, data, data.length, offset);
       return n < 0 ? -n : writeOut(n);
-    });
+    }, true);
   }
 
   private async release(r: InHeader, fh: number): Promise<HandlerResult> {
     const h = this.handles.get(fh);
     this.handles.delete(fh);
     const node = h?.node ?? this.table.get(r.nodeid);
-    const p = node && this.table.path(node);
+    const p = node && (this.table.path(node) ?? hiddenPathOf(node));
     if (p !== undefined) await this.call('release', p, fh);
     if (node) {
       node.opens = Math.max(0, node.opens - 1);
@@ -487,7 +555,12 @@ export class FuseNodes {
       if (used + need > size) break;
       const attr = d.attrs![i];
       // Every entry with a node id counts as a lookup: only those sent get one.
-      const nodeid = plus && attr && !isDot(name) ? this.table.remember(d.node, name, attr).id : 0;
+      let nodeid = 0;
+      if (plus && attr && !isDot(name)) {
+        const node = this.table.remember(d.node, name, attr);
+        this.told(node, attr);
+        nodeid = node.id;
+      }
       used += writeDirent(
         out,
         used,

@@ -413,10 +413,15 @@ export class LocalFileServer {
 
     Utimens: (req) =>
       this.onPath(req.path, async (p) => {
-        const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
+        const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) => {
+          if (!t) return Date.now() / 1000;
+          const sec = t.sec ?? 0;
+          // Node takes a negative number for "now"; a Date before 1970 it takes (to the ms).
+          if (sec < 0) return new Date(sec * 1000 + Math.floor((t.nsec ?? 0) / 1e6));
           // Node keeps whole microseconds, truncating a double that is inexact: aim at the middle
           // of the microsecond so that it lands on the right one.
-          t ? (t.sec ?? 0) + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9 : Date.now() / 1000;
+          return sec + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9;
+        };
         await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
         return ok;
       }),

@@ -18,7 +18,7 @@ import { PersistentCache } from '../fs/persistent-cache';
 import type { WriteBehind } from '../fs/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
-import type { FuseNodes } from '../fs/fuse-nodes';
+import type { MountedTree } from './mount';
 import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   );
   const counters = new Counters();
   /** The kernel's view of the tree (its inode table), once mounted. */
-  let kernelFs: FuseNodes | undefined;
+  let kernelFs: MountedTree | undefined;
   let writeBehind: WriteBehind | undefined;
   control.on('data', async (order: pb.ClientOrder) => {
     if (order.shutdown && !shuttingDown) {
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       const cacheCounters: Record<string, number> = persistent
         ? { 'persist.loaded': persistent.stats.loaded, 'persist.stale': persistent.stats.stale }
         : {};
-      if (kernelFs) cacheCounters['fuse.nodes'] = kernelFs.table.size;
+      if (kernelFs) Object.assign(cacheCounters, kernelFs.counters(), { 'fuse.nodes': kernelFs.nodes.table.size });
       // A client that waits for them (--stats) ends the stream once it has them; one that
       // does not has closed the channel already. Exiting sooner could cut them off on their
       // way out through the bridge.
@@ -242,7 +242,7 @@ async function main(): Promise<void> {
       },
       counters,
     );
-    kernelFs = mounted.nodes;
+    kernelFs = mounted;
     log(`mounted the local tree at ${root}`);
     await bindSystemDirs(HELPER, root);
     log('bound /proc, /sys, /dev');

@@ -17,6 +17,8 @@ export interface MountSettings extends NodeSettings {
 export interface MountedTree {
   nodes: FuseNodes;
   connection: FuseConnection;
+  /** Figures of the addon (for --stats). */
+  counters(): Record<string, number>;
 }
 
 const MS_NODEV = 4;
@@ -37,6 +39,8 @@ export async function mountLocalTree(root: string, ops: PathOps, s: MountSetting
       notify: (m) => connection.notify(m),
       backingOpen: (fileFd) => addon.backingOpen(fd, fileFd),
       backingClose: (id) => void addon.backingClose(fd, id),
+      attrSet: (id, out, ttl) => addon.attrSet(id, out, ttl),
+      attrDrop: (id) => addon.attrDrop(id),
     },
     s,
     counters,
@@ -64,7 +68,11 @@ export async function mountLocalTree(root: string, ops: PathOps, s: MountSetting
     new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the kernel sent no FUSE INIT')), INIT_TIMEOUT_MS))),
   ]).finally(() => clearTimeout(timer));
   await raiseReadAhead(root);
-  return { nodes, connection };
+  const counters_ = () => {
+    const [served, held] = addon.attrStats();
+    return { 'fuse.getattr-native': served, 'fuse.attrs-held': held };
+  };
+  return { nodes, connection, counters: counters_ };
 }
 
 /** The mount's backing device info: more read-ahead than the kernel's 128 KiB (best effort). */

@@ -4,6 +4,10 @@
 // for passthrough. The protocol itself (requests, replies, INIT) is parsed and built in JS
 // (src/remote/fuse/): this file knows no opcode.
 //
+// GETATTR is answered on the reader thread itself when JS left a current answer for the node
+// (attrSet): a command walking a tree it walked before (whose atimes the kernel dropped) or
+// many processes stat-ing at once never wait for the JS thread.
+//
 // Why notifications get their own thread: the kernel may hold a directory's lock while it
 // waits for our answer to a request in that directory, and an inval_entry for it waits for
 // that lock. Written from the JS thread, which must send that answer, it would deadlock.
@@ -19,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 // Newer than Debian 12's linux/fuse.h (protocol 7.38): passthrough (7.40, kernel 6.9).
@@ -120,6 +125,153 @@ static napi_value do_unmount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- attributes answered natively ---------------------------------------------------------
+
+#define ATTR_OUT_SIZE 104 /* struct fuse_attr_out */
+#define IN_HEADER_SIZE 40
+#define OUT_HEADER_SIZE 16
+#define OPCODE_GETATTR 3
+
+struct attr_entry {
+  struct attr_entry *next;
+  uint64_t nodeid;
+  uint64_t expires_ns; /* CLOCK_MONOTONIC */
+  unsigned char out[ATTR_OUT_SIZE];
+};
+
+static pthread_mutex_t attr_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct attr_entry **attr_buckets;
+static size_t attr_nbuckets, attr_count;
+static uint64_t attr_served;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static size_t attr_bucket(uint64_t nodeid) { return (size_t)((nodeid * 0x9E3779B97F4A7C15ull) >> 20) & (attr_nbuckets - 1); }
+
+/** Grows the table to keep chains short (called with attr_lock held). */
+static void attr_grow(void) {
+  size_t n = attr_nbuckets ? attr_nbuckets * 2 : 4096;
+  struct attr_entry **b = calloc(n, sizeof *b);
+  if (!b) return;
+  struct attr_entry **old = attr_buckets;
+  size_t oldn = attr_nbuckets;
+  attr_buckets = b;
+  attr_nbuckets = n;
+  for (size_t i = 0; i < oldn; i++) {
+    for (struct attr_entry *e = old[i], *next; e; e = next) {
+      next = e->next;
+      size_t k = attr_bucket(e->nodeid);
+      e->next = attr_buckets[k];
+      attr_buckets[k] = e;
+    }
+  }
+  free(old);
+}
+
+static struct attr_entry **attr_find(uint64_t nodeid) {
+  if (!attr_nbuckets) return NULL;
+  struct attr_entry **p = &attr_buckets[attr_bucket(nodeid)];
+  while (*p && (*p)->nodeid != nodeid) p = &(*p)->next;
+  return p;
+}
+
+static void attr_remove(uint64_t nodeid) {
+  struct attr_entry **p = attr_find(nodeid);
+  if (p && *p) {
+    struct attr_entry *e = *p;
+    *p = e->next;
+    free(e);
+    attr_count--;
+  }
+}
+
+/** Answers a GETATTR from the table if it holds a current answer; 1 if answered. */
+static int attr_answer(int fd, const char *req, size_t len) {
+  if (len < IN_HEADER_SIZE) return 0;
+  uint32_t opcode;
+  uint64_t unique, nodeid;
+  memcpy(&opcode, req + 4, 4);
+  if (opcode != OPCODE_GETATTR) return 0;
+  memcpy(&unique, req + 8, 8);
+  memcpy(&nodeid, req + 16, 8);
+  unsigned char out[OUT_HEADER_SIZE + ATTR_OUT_SIZE];
+  int found = 0;
+  pthread_mutex_lock(&attr_lock);
+  struct attr_entry **p = attr_find(nodeid);
+  if (p && *p && (*p)->expires_ns > now_ns()) {
+    memcpy(out + OUT_HEADER_SIZE, (*p)->out, ATTR_OUT_SIZE);
+    found = 1;
+    attr_served++;
+  }
+  pthread_mutex_unlock(&attr_lock);
+  if (!found) return 0;
+  uint32_t total = sizeof out;
+  int32_t error = 0;
+  memcpy(out, &total, 4);
+  memcpy(out + 4, &error, 4);
+  memcpy(out + 8, &unique, 8);
+  while (write(fd, out, sizeof out) < 0 && errno == EINTR) {
+  }
+  return 1;
+}
+
+/** attrSet(nodeid, attrOut, ttlMs): GETATTR of the node is answered with attrOut (a fuse_attr_out) for ttlMs. */
+static napi_value attr_set(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t nodeid, ttl;
+  void *data;
+  size_t len;
+  if (get_args(env, info, 3, argv) || get_int(env, argv[0], &nodeid) || get_int(env, argv[2], &ttl)) return NULL;
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  if (len != ATTR_OUT_SIZE) {
+    napi_throw_range_error(env, "EINVAL", "attrOut must be a 104-byte fuse_attr_out");
+    return NULL;
+  }
+  pthread_mutex_lock(&attr_lock);
+  if (attr_count >= attr_nbuckets) attr_grow();
+  struct attr_entry **p = attr_find((uint64_t)nodeid);
+  struct attr_entry *e = p ? *p : NULL;
+  if (p && !e && (e = malloc(sizeof *e))) {
+    e->next = NULL;
+    e->nodeid = (uint64_t)nodeid;
+    *p = e;
+    attr_count++;
+  }
+  if (e) {
+    memcpy(e->out, data, ATTR_OUT_SIZE);
+    e->expires_ns = now_ns() + (uint64_t)(ttl > 0 ? ttl : 0) * 1000000ull;
+  }
+  pthread_mutex_unlock(&attr_lock);
+  return NULL;
+}
+
+/** attrDrop(nodeid): the node's attributes are no longer answered here. */
+static napi_value attr_drop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t nodeid;
+  if (get_args(env, info, 1, argv) || get_int(env, argv[0], &nodeid)) return NULL;
+  pthread_mutex_lock(&attr_lock);
+  attr_remove((uint64_t)nodeid);
+  pthread_mutex_unlock(&attr_lock);
+  return NULL;
+}
+
+/** attrStats(): [answers given here, entries held]. */
+static napi_value attr_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  pthread_mutex_lock(&attr_lock);
+  napi_set_element(env, out, 0, int_value(env, (int64_t)attr_served));
+  napi_set_element(env, out, 1, int_value(env, (int64_t)attr_count));
+  pthread_mutex_unlock(&attr_lock);
+  return out;
+}
+
 // ---- reading requests ------------------------------------------------------------------
 
 struct reader {
@@ -178,6 +330,7 @@ static void *read_loop(void *arg) {
       err = errno; // ENODEV: unmounted or aborted
       break;
     }
+    if (attr_answer(r->fd, buf, (size_t)n)) continue;
     struct request *req = calloc(1, sizeof *req);
     char *copy = malloc((size_t)n);
     if (!req || !copy) {
@@ -267,9 +420,24 @@ static napi_value reply(napi_env env, napi_callback_info info) {
 struct notice {
   struct notice *next;
   int fd;
+  int64_t id; /* > 0: JS waits for it to be written (notifyDone is called with it) */
   size_t len;
   char data[];
 };
+
+static napi_threadsafe_function notice_done;
+
+static void call_done(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  int64_t *id = data;
+  if (env != NULL && cb != NULL) {
+    napi_value undefined, arg;
+    napi_get_undefined(env, &undefined);
+    napi_create_int64(env, *id, &arg);
+    napi_call_function(env, undefined, cb, 1, &arg, NULL);
+  }
+  free(id);
+}
 
 static pthread_mutex_t notice_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t notice_ready = PTHREAD_COND_INITIALIZER;
@@ -288,23 +456,43 @@ static void *notify_loop(void *arg) {
     // ENOENT: the kernel no longer knows the inode or entry, which is what we wanted.
     while (write(n->fd, n->data, n->len) < 0 && errno == EINTR) {
     }
+    if (n->id > 0 && notice_done) {
+      int64_t *id = malloc(sizeof *id);
+      if (id) {
+        *id = n->id;
+        if (napi_call_threadsafe_function(notice_done, id, napi_tsfn_blocking) != napi_ok) free(id);
+      }
+    }
     free(n);
   }
   return NULL;
 }
 
-/** notify(fd, buffer): queued, written in order by the notifier thread. */
+/** onNotified(cb): cb(id) is called once a notice given an id is written. */
+static napi_value on_notified(napi_env env, napi_callback_info info) {
+  napi_value argv[1], name;
+  if (get_args(env, info, 1, argv)) return NULL;
+  if (notice_done) return NULL;
+  CHECK(napi_create_string_utf8(env, "outrun-fuse-notified", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_done, &notice_done));
+  // Waiting notices are not a reason to keep the process alive.
+  napi_unref_threadsafe_function(env, notice_done);
+  return NULL;
+}
+
+/** notify(fd, buffer, id): queued, written in order by the notifier thread (id > 0: reported). */
 static napi_value notify(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int64_t fd;
+  napi_value argv[3];
+  int64_t fd, id;
   void *data;
   size_t len;
-  if (get_args(env, info, 2, argv) || get_int(env, argv[0], &fd)) return NULL;
+  if (get_args(env, info, 3, argv) || get_int(env, argv[0], &fd) || get_int(env, argv[2], &id)) return NULL;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
   struct notice *n = malloc(sizeof *n + len);
   if (!n) return throw_errno(env, "notify", ENOMEM);
   n->next = NULL;
   n->fd = (int)fd;
+  n->id = id;
   n->len = len;
   memcpy(n->data, data, len);
   pthread_mutex_lock(&notice_lock);
@@ -366,9 +554,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"startReader", NULL, start_reader, NULL, NULL, NULL, napi_default, NULL},
       {"reply", NULL, reply, NULL, NULL, NULL, napi_default, NULL},
       {"notify", NULL, notify, NULL, NULL, NULL, napi_default, NULL},
+      {"onNotified", NULL, on_notified, NULL, NULL, NULL, napi_default, NULL},
       {"backingOpen", NULL, backing_open, NULL, NULL, NULL, napi_default, NULL},
       {"backingClose", NULL, backing_close, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, do_close, NULL, NULL, NULL, napi_default, NULL},
+      {"attrSet", NULL, attr_set, NULL, NULL, NULL, napi_default, NULL},
+      {"attrDrop", NULL, attr_drop, NULL, NULL, NULL, napi_default, NULL},
+      {"attrStats", NULL, attr_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

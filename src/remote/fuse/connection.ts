@@ -26,10 +26,15 @@ export interface KernelAddon {
   unmount(target: string): void;
   startReader(fd: number, bufferSize: number, onRequest: (req: Buffer | undefined, errno: number) => void): void;
   reply(fd: number, ...buffers: Buffer[]): number;
-  notify(fd: number, message: Buffer): void;
+  notify(fd: number, message: Buffer, id: number): void;
+  onNotified(cb: (id: number) => void): void;
   backingOpen(fd: number, fileFd: number): number;
   backingClose(fd: number, id: number): number;
   close(fd: number): void;
+  attrSet(nodeid: number, attrOut: Buffer, ttlMs: number): void;
+  attrDrop(nodeid: number): void;
+  /** [GETATTRs answered by the addon, nodes it holds attributes of] */
+  attrStats(): [number, number];
 }
 
 /** The addon sits next to agent.js in the runtime, and in dist/runtime-addon in a build tree. */
@@ -131,8 +136,22 @@ export class FuseConnection {
     this.addon.reply(this.fd, outHeader(len, -error, unique), ...payload);
   }
 
-  notify(message: Buffer): void {
-    this.addon.notify(this.fd, message);
+  private nextNotice = 1;
+  private readonly noticesWritten = new Map<number, () => void>();
+
+  /** Sends a notification; resolves once it is written (the kernel has acted on it). */
+  notify(message: Buffer): Promise<void> {
+    if (this.noticesWritten.size === 0 && this.nextNotice === 1) {
+      this.addon.onNotified((id) => {
+        this.noticesWritten.get(id)?.();
+        this.noticesWritten.delete(id);
+      });
+    }
+    const id = this.nextNotice++;
+    return new Promise((resolve) => {
+      this.noticesWritten.set(id, resolve);
+      this.addon.notify(this.fd, message, id);
+    });
   }
 
   private dispatch(req: Buffer): void {

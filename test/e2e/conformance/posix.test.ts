@@ -31,6 +31,9 @@ const SAME = [
   'names',
   'locks',
   'unix_socket',
+  'utimens_only_mtime',
+  'utimens_before_1970',
+  'rmdir_holding_unlinked_open_file',
 ];
 
 interface KnownDifference {
@@ -42,24 +45,15 @@ interface KnownDifference {
 /** Differences that cannot be fixed in outrun itself; each is listed in the README's Limits. */
 const KNOWN: Record<string, KnownDifference> = {
   utimens_nanoseconds: {
-    why: 'fuse-native hands times to JavaScript in whole milliseconds',
-    lines: [['f: atime=1000000000.123456789 mtime=1234567890.987654321', 'f: atime=1000000000.123000000 mtime=1234567890.987000000']],
-  },
-  utimens_only_mtime: {
-    why: 'libfuse 2.9 drops a setattr that sets only one of atime and mtime (touch -m, touch -a)',
-    lines: [['f: atime=1000000000.000000000 mtime=1234567890.000000000', 'f: atime=1000000000.000000000 mtime=1000000000.000000000']],
-  },
-  utimens_before_1970: {
-    why: 'fuse-native passes times as unsigned milliseconds: times before 1970 arrive garbled',
-    lines: [['f: atime=-1000.000000000 mtime=-1.000000000', 'f: atime=15032385535.000000000 mtime=15032385535.000000000']],
+    why: 'the local side sets times through Node, which keeps whole microseconds',
+    lines: [['f: atime=1000000000.123456789 mtime=1234567890.987654321', 'f: atime=1000000000.123456000 mtime=1234567890.987654000']],
   },
   rename_flags: {
-    why: 'libfuse 2.9 has no rename flags: RENAME_NOREPLACE and RENAME_EXCHANGE fail with EINVAL (mv/glibc fall back)',
+    why: 'the local side renames through Node, which has no renameat2: RENAME_EXCHANGE fails with EINVAL (RENAME_NOREPLACE is checked first, then renamed)',
     lines: [
-      ['renameat2 RENAME_NOREPLACE to new -> ok', 'renameat2 RENAME_NOREPLACE to new -> EINVAL'],
-      ['renameat2 RENAME_EXCHANGE -> ok', 'renameat2 RENAME_EXCHANGE -> ENOENT'],
+      ['renameat2 RENAME_EXCHANGE -> ok', 'renameat2 RENAME_EXCHANGE -> EINVAL'],
       ['b: [A]', 'b: [B]'],
-      ['c: [B]', 'c: open -> ENOENT'],
+      ['c: [B]', 'c: [A]'],
     ],
   },
   owner_after_setuid: {
@@ -81,13 +75,6 @@ const KNOWN: Record<string, KnownDifference> = {
         ['mkdir at the bottom -> ok', 'mkdir at the bottom -> ENAMETOOLONG'],
       ];
     },
-  },
-  rmdir_holding_unlinked_open_file: {
-    why: 'libfuse 2.9 would lose the path of a file unlinked while open if its directory went, so that rmdir waits for the close',
-    lines: [
-      ['rmdir its dir while the file is open -> ok', 'rmdir its dir while the file is open -> ENOTEMPTY'],
-      ['rmdir after close -> ENOENT', 'rmdir after close -> ok'],
-    ],
   },
   names_not_utf8: {
     why: 'fuse-native turns names into JavaScript strings: bytes that are not UTF-8 become U+FFFD',
