@@ -12,7 +12,7 @@ import type { PathOps } from './fuse-ops';
 import { InodeTable, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
-import type { pb } from '../wire/schema';
+import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
 import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../remote/fuse/protocol';
 import {
   attrOut,
@@ -159,6 +159,16 @@ export class FuseNodes {
         return [];
       },
       [Opcode.FSYNCDIR]: () => [],
+      [Opcode.GETXATTR]: (r, b) => this.xattrRead(r, XATTR_GET, b.readUInt32LE(0), names(b.subarray(8), 1)[0]!),
+      [Opcode.LISTXATTR]: (r, b) => this.xattrRead(r, XATTR_LIST, b.readUInt32LE(0), Buffer.alloc(0)),
+      [Opcode.SETXATTR]: (r, b) => {
+        const size = b.readUInt32LE(0);
+        const flags = b.readUInt32LE(4);
+        const [name] = names(b.subarray(8), 1);
+        const value = b.subarray(8 + name!.length + 1, 8 + name!.length + 1 + size);
+        return this.xattrChange(r, XATTR_SET, name!, value, flags);
+      },
+      [Opcode.REMOVEXATTR]: (r, b) => this.xattrChange(r, XATTR_REMOVE, names(b, 1)[0]!),
       [Opcode.ACCESS]: (r, b) => this.withPath(r, async (p) => -(await this.call('access', p, b.readUInt32LE(0)))[0]),
     };
     return h;
@@ -276,14 +286,12 @@ export class FuseNodes {
         if (err) return err;
       }
       if (valid & (FATTR.ATIME | FATTR.MTIME)) {
-        // A time not being set keeps its value (touch -m): the local side sets both.
-        const [e, now] = valid & FATTR.ATIME && valid & FATTR.MTIME ? [0, undefined] : await this.call('getattr', p);
-        if (e) return -e;
-        const time = (set: number, isNow: number, secOff: number, nsecOff: number, current?: pb.Timespec.$Properties | null) =>
-          !(valid & set) ? (current ?? null) : valid & isNow ? null : { sec: Number(b.readBigInt64LE(secOff)), nsec: b.readUInt32LE(nsecOff) };
-        const atime = time(FATTR.ATIME, FATTR.ATIME_NOW, 32, 56, (now as CachedAttr | undefined)?.atime);
-        const mtime = time(FATTR.MTIME, FATTR.MTIME_NOW, 40, 60, (now as CachedAttr | undefined)?.mtime);
-        err = fail(await this.call('utimens', p, atime, mtime));
+        // A time not being set is left as it is (touch -m): UTIME_OMIT on the local side.
+        const time = (set: number, isNow: number, secOff: number, nsecOff: number) =>
+          !(valid & set) || valid & isNow ? null : { sec: Number(b.readBigInt64LE(secOff)), nsec: b.readUInt32LE(nsecOff) };
+        const atime = time(FATTR.ATIME, FATTR.ATIME_NOW, 32, 56);
+        const mtime = time(FATTR.MTIME, FATTR.MTIME_NOW, 40, 60);
+        err = fail(await this.call('utimens', p, atime, mtime, !(valid & FATTR.ATIME), !(valid & FATTR.MTIME)));
         if (err) return err;
       }
       const [e2, attr] = await this.call('getattr', p);
@@ -306,7 +314,43 @@ export class FuseNodes {
     if (err) return -err;
     const [e2, attr] = await this.call('getattr', p);
     if (e2) return -e2;
-    return this.entry(parent, name, attr);
+    return this.entry(parent, name, await this.ownAs(r, parent, p, attr));
+  }
+
+  /**
+   * A command that changed its uid (or gid) makes files owned by it, as locally: the local
+   * side made the file as the user outrun runs as, and gives it away where it may (root).
+   * In a set-group-ID directory the group is the directory's, as locally.
+   */
+  private async ownAs(r: InHeader, parent: Node, path: string, attr: CachedAttr): Promise<CachedAttr> {
+    const gid = (parent.attr?.mode ?? 0) & 0o2000 ? attr.gid : r.gid;
+    if (attr.uid === r.uid && attr.gid === gid) return attr;
+    const [err] = await this.call('chown', path, r.uid, gid);
+    if (err) return attr;
+    const [e2, owned] = await this.call('getattr', path);
+    return e2 ? attr : owned;
+  }
+
+  /** getxattr, listxattr: size 0 asks for the length only (struct fuse_getxattr_out). */
+  private xattrRead(r: InHeader, op: number, size: number, name: Buffer): Promise<HandlerResult> | number {
+    return this.withPath(r, async (p) => {
+      const [err, value] = await this.call('xattr', p, op, Buffer.from(name), undefined, 0, size);
+      if (err) return -err;
+      if (size === 0) {
+        const out = Buffer.alloc(8);
+        out.writeUInt32LE(value as number, 0);
+        return out;
+      }
+      return (value as Buffer).length > size ? E.ERANGE : (value as Buffer);
+    });
+  }
+
+  private xattrChange(r: InHeader, op: number, name: Buffer, value?: Buffer, flags = 0): Promise<HandlerResult> | number {
+    return this.withPath(r, async (p, node) => {
+      this.changing(node);
+      const [err] = await this.call('xattr', p, op, Buffer.from(name), value && Buffer.from(value), flags, 0);
+      return err ? -err : [];
+    });
   }
 
   private async unlink(r: InHeader, name: string): Promise<HandlerResult> {
@@ -366,23 +410,19 @@ export class FuseNodes {
     const from = this.table.pathOf(parent, name!);
     const to = this.table.pathOf(newParent, newName!);
     if (from === undefined || to === undefined) return E.ENOENT;
-    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || flags & RENAME_EXCHANGE) return E.EINVAL;
-    if (flags & RENAME_NOREPLACE) {
-      const [err] = await this.call('getattr', to);
-      if (err === 0) return E.EEXIST;
-      if (err !== -E.ENOENT) return -err;
-    }
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return E.EINVAL;
     const replaced = this.table.child(newParent, newName!);
     this.changing(parent, newParent, this.table.child(parent, name!), replaced);
     // A file replaced while open keeps its content for its handles, as a file unlinked does.
-    if (replaced && replaced !== this.table.child(parent, name!) && this.mustHide(replaced)) {
+    if (!(flags & RENAME_EXCHANGE) && replaced && replaced !== this.table.child(parent, name!) && this.mustHide(replaced)) {
       const e = await this.hide(replaced, to);
       if (e) return e;
       this.table.unlinked(newParent, newName!);
     }
-    const [err] = await this.call('rename', from, to);
+    const [err] = await this.call('rename', from, to, flags);
     if (err) return -err;
-    this.table.renamed(parent, name!, newParent, newName!);
+    if (flags & RENAME_EXCHANGE) this.table.exchanged(parent, name!, newParent, newName!);
+    else this.table.renamed(parent, name!, newParent, newName!);
     return [];
   }
 
@@ -466,6 +506,7 @@ export class FuseNodes {
       if (e2) return -e2;
       attr = a;
     }
+    attr = await this.ownAs(r, parent, p, attr!);
     const entry = this.entry(parent, name, attr!);
     const node = this.table.child(parent, name)!;
     node.opens++;

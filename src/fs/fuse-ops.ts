@@ -10,7 +10,8 @@ import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
 import { timespecToMs } from './attr';
-import { EIO, ENOENT, ENOTEMPTY } from './errno';
+import { EIO, ENODATA, ENOENT, ENOTEMPTY } from './errno';
+import { XATTR_GET, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
 import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
 import type { FileHandle } from 'node:fs/promises';
@@ -149,6 +150,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
   const changes = new ChangeLog((p) => wb.busy(p));
   wb.onLanded((p) => changes.note(p));
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
+  /** Lengths of attributes asked for without a buffer (or -ENODATA), by path, then name, for 1 s. */
+  const xattrLengths = new LRUCache<string, Map<string, number>>({ max: 10_000, ttl: 1000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
   /**
    * Open files: their path (for invalidation), what was read ahead, whether written, the
@@ -226,6 +229,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
   /** Forget what is known of `path` here and in the persistent cache (see AttrCache.invalidate). */
   function forget(path: string, structural = false): void {
     changes.note(path);
+    xattrLengths.delete(path);
     cache.invalidate(path, structural);
     persist?.invalidate(path, structural);
   }
@@ -801,9 +805,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
       });
     },
 
-    rename(src: string, dest: string, cb: Cb) {
+    /** flags: renameat2's RENAME_NOREPLACE, RENAME_EXCHANGE (done by the local side). */
+    rename(src: string, dest: string, flags: number | Cb, maybeCb?: Cb) {
+      const cb = typeof flags === 'function' ? flags : maybeCb!;
+      const renameFlags = typeof flags === 'number' ? flags : 0;
       if (HiddenFiles.isHiddenName(dest)) return unlinkOpenFile(src, dest, cb);
-      simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
+      simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest), flags: renameFlags }), cb, () => {
         wb.renamed(src, dest);
         hidden.moved(src, dest);
         moveOpen(src, dest);
@@ -833,9 +840,45 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
       simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => forget(path));
     },
 
-    /** Times as timespecs (nanoseconds); null: the local side's "now". */
-    utimens(path: string, atime: pb.Timespec.$Properties | null, mtime: pb.Timespec.$Properties | null, cb: Cb) {
-      simple('utimens', fs.Utimens({ path: wirePath(path), atime, mtime }), cb, () => forget(path));
+    /** Times as timespecs (nanoseconds); null: the local side's "now"; omitted: left as they are. */
+    utimens(
+      path: string,
+      atime: pb.Timespec.$Properties | null,
+      mtime: pb.Timespec.$Properties | null,
+      atimeOmit: boolean,
+      mtimeOmit: boolean,
+      cb: Cb,
+    ) {
+      simple('utimens', fs.Utimens({ path: wirePath(path), atime, mtime, atimeOmit, mtimeOmit }), cb, () => forget(path));
+    },
+
+    /**
+     * Extended attributes (XattrRequest.op). The kernel asks for security.capability before
+     * every write to a file (to drop it): that answer is kept for a second, per path.
+     */
+    xattr(path: string, op: number, name: Buffer, value: Buffer | undefined, flags: number, size: number, cb: Cb) {
+      const key = name.toString('latin1');
+      const remember = (n: number) => {
+        const known = xattrLengths.get(path) ?? new Map<string, number>();
+        xattrLengths.set(path, known.set(key, n));
+      };
+      const cached = op === XATTR_GET && size === 0 ? xattrLengths.get(path)?.get(key) : undefined;
+      if (cached !== undefined) return cached < 0 ? cb(cached) : cb(0, cached);
+      const fresh = changes.since();
+      call('xattr', fs.Xattr({ path: wirePath(path), op, name, value, flags, size }), (err: number) => {
+        if (op === XATTR_GET && size === 0 && err === -ENODATA && fresh(path)) remember(err);
+        cb(err);
+      }, (r) => {
+        if (op === XATTR_SET || op === XATTR_REMOVE) {
+          forget(path);
+          return cb(0);
+        }
+        if (size === 0) {
+          if (op === XATTR_GET && fresh(path)) remember(r.size);
+          return cb(0, r.size);
+        }
+        cb(0, bytes(r.value));
+      });
     },
   };
 }

@@ -543,15 +543,20 @@ describe('namespace operations', () => {
     assert.equal((await srv.handlers.Unlink(P(at('unlink-d')))).errno, E.EISDIR);
   });
 
-  test('Rename moves (replacing the destination); flags and bad paths are EINVAL', async () => {
+  test('Rename moves (replacing the destination); renameat2 flags work; unknown flags and bad paths are EINVAL', async () => {
     const a = at('rename-a');
     const b = at('rename-b');
     fs.writeFileSync(a, 'A');
     fs.writeFileSync(b, 'B');
     const rn = (from: string, to: string, flags = 0) =>
       srv.handlers.Rename(rq(pb.RenameRequest, { from: Buffer.from(from), to: Buffer.from(to), flags }));
-    assert.equal((await rn(a, b, 1 /* RENAME_NOREPLACE */)).errno, E.EINVAL);
+    assert.equal((await rn(a, b, 1 /* RENAME_NOREPLACE */)).errno, E.EEXIST);
+    assert.equal((await rn(a, b, 4 /* RENAME_WHITEOUT: not passed on */)).errno, E.EINVAL);
     assert.equal(fs.readFileSync(a, 'utf8'), 'A');
+    assert.equal((await rn(a, b, 2 /* RENAME_EXCHANGE */)).errno, 0);
+    assert.equal(fs.readFileSync(a, 'utf8'), 'B');
+    assert.equal(fs.readFileSync(b, 'utf8'), 'A');
+    assert.equal((await rn(a, b, 2)).errno, 0);
     assert.equal((await rn(a, 'rename-b')).errno, E.EINVAL);
     assert.equal((await rn('rename-a', b)).errno, E.EINVAL);
     assert.equal(fs.existsSync(a), true);

@@ -34,6 +34,10 @@ const SAME = [
   'utimens_only_mtime',
   'utimens_before_1970',
   'rmdir_holding_unlinked_open_file',
+  'utimens_nanoseconds',
+  'rename_flags',
+  'xattrs',
+  'owner_after_setuid',
 ];
 
 interface KnownDifference {
@@ -44,25 +48,6 @@ interface KnownDifference {
 
 /** Differences that cannot be fixed in outrun itself; each is listed in the README's Limits. */
 const KNOWN: Record<string, KnownDifference> = {
-  utimens_nanoseconds: {
-    why: 'the local side sets times through Node, which keeps whole microseconds',
-    lines: [['f: atime=1000000000.123456789 mtime=1234567890.987654321', 'f: atime=1000000000.123456000 mtime=1234567890.987654000']],
-  },
-  rename_flags: {
-    why: 'the local side renames through Node, which has no renameat2: RENAME_EXCHANGE fails with EINVAL (RENAME_NOREPLACE is checked first, then renamed)',
-    lines: [
-      ['renameat2 RENAME_EXCHANGE -> ok', 'renameat2 RENAME_EXCHANGE -> EINVAL'],
-      ['b: [A]', 'b: [B]'],
-      ['c: [B]', 'c: [A]'],
-    ],
-  },
-  owner_after_setuid: {
-    why: 'FUSE handlers do not learn the calling uid: files are created by the local user outrun runs as',
-    lines: [
-      ['open/new: file mode=644 nlink=1 uid=65534 gid=65534 size=0', 'open/new: file mode=644 nlink=1 uid=0 gid=0 size=0'],
-      ['open/newdir: dir mode=755 nlink=2 uid=65534 gid=65534 size=4096', 'open/newdir: dir mode=755 nlink=2 uid=0 gid=0 size=4096'],
-    ],
-  },
   deep_paths_over_path_max: {
     why: 'the local side reaches files by their path from /, which may not pass 4095 bytes',
     lines: (remoteDir) => {
@@ -79,23 +64,6 @@ const KNOWN: Record<string, KnownDifference> = {
   names_not_utf8: {
     why: 'fuse-native turns names into JavaScript strings: bytes that are not UTF-8 become U+FFFD',
     lines: [['dir: . .. bad-\\xff\\xfe latin1-caf\\xe9 lone-\\x80', 'dir: . .. bad-\\xef\\xbf\\xbd\\xef\\xbf\\xbd latin1-caf\\xef\\xbf\\xbd lone-\\xef\\xbf\\xbd']],
-  },
-  xattrs: {
-    why: 'extended attributes are not served: Node has no xattr calls on the local side',
-    lines: [
-      ['setxattr user.one -> ok', 'setxattr user.one -> EOPNOTSUPP'],
-      ['setxattr user.two -> ok', 'setxattr user.two -> EOPNOTSUPP'],
-      ['setxattr XATTR_CREATE existing -> EEXIST', 'setxattr XATTR_CREATE existing -> EOPNOTSUPP'],
-      ['setxattr XATTR_REPLACE missing -> ENODATA', 'setxattr XATTR_REPLACE missing -> EOPNOTSUPP'],
-      ['getxattr user.one: 7 [value 1]', 'getxattr user.one -> EOPNOTSUPP'],
-      ['getxattr size of user.two: 8 ', 'getxattr size of user.two: -1 EOPNOTSUPP'],
-      ['getxattr user.two into 2 bytes: -1 ERANGE', 'getxattr user.two into 2 bytes: -1 EOPNOTSUPP'],
-      ['listxattr: user.one user.two', 'listxattr -> EOPNOTSUPP'],
-      ['removexattr user.one -> ok', 'removexattr user.one -> EOPNOTSUPP'],
-      ['getxattr after remove: -1 ENODATA', 'getxattr after remove: -1 EOPNOTSUPP'],
-      ['removexattr missing -> ENODATA', 'removexattr missing -> EOPNOTSUPP'],
-      ['getxattr missing: -1 ENODATA', 'getxattr missing: -1 EOPNOTSUPP'],
-    ],
   },
 };
 
