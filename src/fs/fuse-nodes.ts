@@ -5,6 +5,7 @@
 // size) is unchanged, a directory's listing likewise, and, where the kernel offers
 // passthrough, a file whose whole content sits in the persistent cache is read straight
 // from that blob by the kernel.
+import { fromByteString, toByteString } from './byte-string';
 import { constants as OS } from 'node:os';
 import { constants as FS } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
@@ -36,6 +37,8 @@ export interface NodeSettings {
   entryTimeoutS: number;
   attrTimeoutS: number;
   negativeTimeoutS: number;
+  /** Nodes held before the kernel is asked to drop the oldest (default MAX_NODES). */
+  maxNodes?: number;
 }
 
 /** What the handlers need of the connection. */
@@ -66,6 +69,12 @@ const isDot = (n: string) => n === '.' || n === '..';
 /** Where an open file with no name left is known to the path operations (see HiddenFiles). */
 const hiddenPathOf = (node: Node) => `/.fuse_hidden${node.id.toString(16).padStart(16, '0')}`;
 const UNCHANGED_ID = 0xffffffff;
+/**
+ * Past this many nodes the kernel is asked to drop the oldest names it holds (it would
+ * keep every name of a `find /` while memory lasts); their nodes go when it forgets them.
+ */
+const MAX_NODES = 150_000;
+const SWEEP_NODES = 30_000;
 
 interface DirListing {
   node: Node;
@@ -118,28 +127,28 @@ export class FuseNodes {
       [Opcode.SETATTR]: (r, b) => this.setattr(r, b),
       [Opcode.READLINK]: (r) => this.withPath(r, async (p) => {
         const [err, target] = await this.call('readlink', p);
-        return err ? -err : Buffer.from(target as string, 'utf8');
+        return err ? -err : fromByteString(target as string);
       }),
       [Opcode.SYMLINK]: (r, b) => {
-        const [name, target] = names(b, 2).map((n) => n.toString('utf8'));
+        const [name, target] = names(b, 2).map((n) => toByteString(n));
         return this.make(r, name!, (p) => this.call('symlink', target, p));
       },
       [Opcode.MKNOD]: (r, b) => {
         const mode = b.readUInt32LE(0);
         const rdev = b.readUInt32LE(4);
-        return this.make(r, names(b.subarray(16), 1)[0]!.toString('utf8'), (p) => this.call('mknod', p, mode, rdev));
+        return this.make(r, toByteString(names(b.subarray(16), 1)[0]!), (p) => this.call('mknod', p, mode, rdev));
       },
       [Opcode.MKDIR]: (r, b) => {
         const mode = b.readUInt32LE(0);
-        return this.make(r, names(b.subarray(8), 1)[0]!.toString('utf8'), (p) => this.call('mkdir', p, mode));
+        return this.make(r, toByteString(names(b.subarray(8), 1)[0]!), (p) => this.call('mkdir', p, mode));
       },
-      [Opcode.UNLINK]: (r, b) => this.unlink(r, names(b, 1)[0]!.toString('utf8')),
-      [Opcode.RMDIR]: (r, b) => this.rmdir(r, names(b, 1)[0]!.toString('utf8')),
+      [Opcode.UNLINK]: (r, b) => this.unlink(r, toByteString(names(b, 1)[0]!)),
+      [Opcode.RMDIR]: (r, b) => this.rmdir(r, toByteString(names(b, 1)[0]!)),
       [Opcode.RENAME]: (r, b) => this.rename(r, u64(b, 0), 0, b.subarray(8)),
       [Opcode.RENAME2]: (r, b) => this.rename(r, u64(b, 0), b.readUInt32LE(8), b.subarray(16)),
-      [Opcode.LINK]: (r, b) => this.link(r, u64(b, 0), names(b.subarray(8), 1)[0]!.toString('utf8')),
+      [Opcode.LINK]: (r, b) => this.link(r, u64(b, 0), toByteString(names(b.subarray(8), 1)[0]!)),
       [Opcode.OPEN]: (r, b) => this.open(r, b.readUInt32LE(0)),
-      [Opcode.CREATE]: (r, b) => this.create(r, b.readUInt32LE(0), b.readUInt32LE(4), names(b.subarray(16), 1)[0]!.toString('utf8')),
+      [Opcode.CREATE]: (r, b) => this.create(r, b.readUInt32LE(0), b.readUInt32LE(4), toByteString(names(b.subarray(16), 1)[0]!)),
       [Opcode.READ]: (r, b) => this.read(r, u64(b, 0), u64(b, 8), b.readUInt32LE(16)),
       [Opcode.WRITE]: (r, b) => this.write(r, u64(b, 0), u64(b, 8), b.subarray(40, 40 + b.readUInt32LE(16))),
       [Opcode.STATFS]: async () => {
@@ -194,7 +203,7 @@ export class FuseNodes {
       const st = this.state.get(node.id);
       if (st) st.pageVersion = st.listVersion = undefined;
     }
-    if (parent) void this.kernel.notify(notifyInvalEntry(parent.id, Buffer.from(name, 'utf8')));
+    if (parent) void this.kernel.notify(notifyInvalEntry(parent.id, fromByteString(name)));
   }
 
   private forget(id: number, count: number): void {
@@ -220,7 +229,23 @@ export class FuseNodes {
     return fn(p, node);
   }
 
+  private sweeping = false;
+
+  /** Keeps the table bounded (see MAX_NODES): inval_entry for the oldest names. */
+  private bound(): void {
+    const max = this.s.maxNodes ?? MAX_NODES;
+    if (this.sweeping || this.table.size <= max) return;
+    this.sweeping = true;
+    this.counters?.inc('fuse.sweeps');
+    const sent: Promise<void>[] = [];
+    for (const node of this.table.oldest(Math.ceil((max * SWEEP_NODES) / MAX_NODES))) {
+      sent.push(this.kernel.notify(notifyInvalEntry(node.parent!.id, fromByteString(node.name!))));
+    }
+    void Promise.all(sent).finally(() => (this.sweeping = false));
+  }
+
   private entry(parent: Node, name: string, attr: CachedAttr): Buffer {
+    this.bound();
     const node = this.table.remember(parent, name, attr);
     this.told(node, attr);
     return entryOut(node.id, attr, this.s.entryTimeoutS, this.s.attrTimeoutS);
@@ -239,7 +264,7 @@ export class FuseNodes {
   private async lookup(r: InHeader, b: Buffer): Promise<HandlerResult> {
     const parent = this.table.get(r.nodeid);
     if (!parent) return E.ESTALE;
-    const name = names(b, 1)[0]!.toString('utf8');
+    const name = toByteString(names(b, 1)[0]!);
     const p = this.table.pathOf(parent, name);
     if (p === undefined) return E.ENOENT;
     const [err, attr] = await this.call('getattr', p);
@@ -403,7 +428,7 @@ export class FuseNodes {
   }
 
   private async rename(r: InHeader, newDir: number, flags: number, b: Buffer): Promise<HandlerResult> {
-    const [name, newName] = names(b, 2).map((n) => n.toString('utf8'));
+    const [name, newName] = names(b, 2).map((n) => toByteString(n));
     const parent = this.table.get(r.nodeid);
     const newParent = this.table.get(newDir);
     if (!parent || !newParent) return E.ESTALE;
@@ -591,13 +616,14 @@ export class FuseNodes {
     let used = 0;
     for (let i = offset; i < d.names!.length; i++) {
       const name = d.names![i]!;
-      const nameBytes = Buffer.from(name, 'utf8');
+      const nameBytes = fromByteString(name);
       const need = direntSize(nameBytes.length, plus);
       if (used + need > size) break;
       const attr = d.attrs![i];
       // Every entry with a node id counts as a lookup: only those sent get one.
       let nodeid = 0;
       if (plus && attr && !isDot(name)) {
+        this.bound();
         const node = this.table.remember(d.node, name, attr);
         this.told(node, attr);
         nodeid = node.id;

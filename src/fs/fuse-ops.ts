@@ -2,6 +2,7 @@
 // RPC to the local file server (or a cache hit) and the reply into what the kernel
 // expects. Errors keep their exact errno; a failed RPC (link down) becomes EIO so that a
 // command never hangs on a dead connection.
+import { fromByteString, toByteString } from './byte-string';
 import { constants as FS } from 'node:fs';
 import type { pb } from '../wire/schema';
 import { AttrCache, type CachedAttr } from './attr-cache';
@@ -43,7 +44,7 @@ export type PathOps = Record<string, ((...args: any[]) => void) | undefined>;
 /** Attributes go to the kernel as the local side gave them (nanoseconds and all). */
 const toFuseStat = (a: CachedAttr): CachedAttr => a;
 
-const wirePath = (p: string) => Buffer.from(p, 'utf8');
+const wirePath = fromByteString;
 /** Largest file kept whole by the agent between opens. */
 const MAX_CACHED_FILE = 8 * 1024 * 1024;
 /** Bytes from a decoded message as a Buffer (protobufjs gives Buffers in Node; be sure). */
@@ -357,7 +358,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
     const names: string[] = [];
     let allFresh = fresh(dir);
     for (const e of entries) {
-      const name = bytes(e.name).toString('utf8');
+      const name = toByteString(e.name);
       names.push(name);
       if (!e.attr) continue;
       if (fresh(join(dir, name))) cache.set(join(dir, name), e.attr);
@@ -396,7 +397,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
     fresh: Fresh,
   ): void {
     for (const it of items) {
-      const p = bytes(it.path).toString('utf8');
+      const p = toByteString(it.path);
       if (!p.startsWith('/') || !fresh(p)) continue;
       counters.inc('prefetch.received');
       const keep = persists(p);
@@ -409,7 +410,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
       cache.set(p, it.attr);
       if (keep) persist!.recordAttr(p, it.attr);
       if (it.linkTarget?.length) {
-        const target = bytes(it.linkTarget).toString('utf8');
+        const target = toByteString(it.linkTarget);
         links.set(p, { target, ino: it.attr.ino ?? 0, ctime: timespecToMs(it.attr.ctime) });
         if (keep) persist!.recordLink(p, it.attr, target);
       }
@@ -465,7 +466,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
   }
 
   for (const l of opts.warm ?? []) {
-    const dir = bytes(l.path).toString('utf8');
+    const dir = toByteString(l.path);
     if (!dir.startsWith('/')) continue;
     if (l.dirAttr) cache.set(dir, l.dirAttr);
     fillFromListing(dir, l.entries ?? [], l.dirAttr, always);
@@ -510,7 +511,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
     fresh: Fresh,
   ): void {
     for (const l of nested) {
-      const dir = bytes(l.path).toString('utf8');
+      const dir = toByteString(l.path);
       if (!dir.startsWith('/')) continue;
       if (l.dirAttr && fresh(dir)) cache.set(dir, l.dirAttr);
       fillFromListing(dir, l.entries ?? [], l.dirAttr, fresh);
@@ -650,7 +651,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
       }
       counters.inc('readlink.miss');
       call('readlink', fs.Readlink({ path: wirePath(path) }), cb, (r) => {
-        const target = bytes(r.target).toString('utf8');
+        const target = toByteString(r.target);
         const linkAttr = r.attr ?? (attr && attr !== 'missing' ? attr : undefined);
         if (linkAttr) links.set(path, { target, ino: linkAttr.ino ?? 0, ctime: timespecToMs(linkAttr.ctime) });
         if (r.attr && persists(path)) persist!.recordLink(path, r.attr, target);

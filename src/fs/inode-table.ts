@@ -96,6 +96,16 @@ export class InodeTable {
     return node;
   }
 
+  /** Up to `count` nodes, oldest first, that the kernel could be asked to drop (named, closed). */
+  *oldest(count: number): Generator<Node> {
+    for (const node of this.byId.values()) {
+      if (count <= 0) return;
+      if (node === this.root || node.opens > 0 || !node.parent || node.name === undefined) continue;
+      count--;
+      yield node;
+    }
+  }
+
   /** The kernel gave back `count` lookups of node `id`; at zero the node is forgotten. */
   forget(id: number, count: number): void {
     const node = this.byId.get(id);

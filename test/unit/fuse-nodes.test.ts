@@ -13,7 +13,7 @@ interface Fake {
   files: Map<string, CachedAttr>;
 }
 
-function fake(): Fake {
+function fake(maxNodes?: number): Fake {
   const files = new Map<string, CachedAttr>([['/', { ino: 1, dev: 1, mode: 0o040755, nlink: 2 }]]);
   let ino = 100;
   const ops = {
@@ -53,7 +53,7 @@ function fake(): Fake {
     attrSet: (id: number, out: Buffer) => void held.set(id, out),
     attrDrop: (id: number) => void held.delete(id),
   };
-  const nodes = new FuseNodes(ops, kernel, { entryTimeoutS: 10, attrTimeoutS: 10, negativeTimeoutS: 10 });
+  const nodes = new FuseNodes(ops, kernel, { entryTimeoutS: 10, attrTimeoutS: 10, negativeTimeoutS: 10, maxNodes });
   return { nodes, kernel, files };
 }
 
@@ -122,4 +122,22 @@ test('invalidatePath tells the kernel to drop the entry and the inode', async ()
   assert.deepEqual(codes, [2, 3], 'inval_inode, then inval_entry');
   assert.equal(Number(kernel.notices[0]!.readBigUInt64LE(16)), id);
   assert.equal(kernel.notices[1]!.subarray(32, 33).toString(), 'x');
+});
+
+test('past its bound the table asks the kernel to drop the oldest names, and shrinks as it forgets', async () => {
+  const { nodes, kernel, files } = fake(1000);
+  for (let i = 0; i < 1500; i++) files.set(`/n${i}`, { ino: 1000 + i, dev: 1, mode: 0o100644, nlink: 1 });
+  const h = nodes.handlers();
+  for (let i = 0; i < 1500; i++) await h[Opcode.LOOKUP]!(hdr(1), name(`n${i}`));
+  const asked = kernel.notices.filter((m) => m.readInt32LE(4) === 3);
+  assert.ok(asked.length >= 200, `inval_entry sent for the oldest names (${asked.length})`);
+  assert.equal(asked[0]!.subarray(32, 34).toString(), 'n0', 'oldest first');
+  // The kernel drops them and forgets their nodes.
+  for (const m of asked) {
+    const id = nodes.table.child(nodes.table.root, m.subarray(32, m.length - 1).toString())!.id;
+    const forget = Buffer.alloc(8);
+    forget.writeBigUInt64LE(1n, 0);
+    h[Opcode.FORGET]!(hdr(id), forget);
+  }
+  assert.ok(nodes.table.size <= 1500 - asked.length + 1);
 });
