@@ -17,6 +17,7 @@ import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
 import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../remote/fuse/protocol';
 import {
   attrOut,
+  attrOutOfEntry,
   direntSize,
   entryOut,
   names,
@@ -203,13 +204,17 @@ export class FuseNodes {
       const st = this.state.get(node.id);
       if (st) st.pageVersion = st.listVersion = undefined;
     }
-    if (parent) void this.kernel.notify(notifyInvalEntry(parent.id, fromByteString(name)));
+    // Never the entry of a directory: it may be a mount point, and dropping the entry
+    // would detach what is mounted there (/proc, /sys, /dev).
+    const isDir = node && ((node.attr?.mode ?? 0) & 0o170000) === 0o040000;
+    if (parent && !isDir) void this.kernel.notify(notifyInvalEntry(parent.id, fromByteString(name)));
   }
 
   private forget(id: number, count: number): void {
     this.table.forget(id, count);
     if (this.table.get(id)) return;
     this.kernel.attrDrop(id);
+    this.dropAsked.delete(id);
     this.state.delete(id);
     this.listings.delete(id);
   }
@@ -230,6 +235,8 @@ export class FuseNodes {
   }
 
   private sweeping = false;
+  /** Nodes the kernel was asked to drop (see bound), until it forgets them. */
+  private readonly dropAsked = new Set<number>();
 
   /** Keeps the table bounded (see MAX_NODES): inval_entry for the oldest names. */
   private bound(): void {
@@ -238,7 +245,12 @@ export class FuseNodes {
     this.sweeping = true;
     this.counters?.inc('fuse.sweeps');
     const sent: Promise<void>[] = [];
-    for (const node of this.table.oldest(Math.ceil((max * SWEEP_NODES) / MAX_NODES))) {
+    let left = Math.ceil((max * SWEEP_NODES) / MAX_NODES);
+    for (const node of this.table.oldest(Infinity)) {
+      if (left <= 0) break;
+      if (this.dropAsked.has(node.id)) continue; // asked before: its FORGET may be on its way
+      this.dropAsked.add(node.id);
+      left--;
       sent.push(this.kernel.notify(notifyInvalEntry(node.parent!.id, fromByteString(node.name!))));
     }
     void Promise.all(sent).finally(() => (this.sweeping = false));
@@ -247,8 +259,9 @@ export class FuseNodes {
   private entry(parent: Node, name: string, attr: CachedAttr): Buffer {
     this.bound();
     const node = this.table.remember(parent, name, attr);
-    this.told(node, attr);
-    return entryOut(node.id, attr, this.s.entryTimeoutS, this.s.attrTimeoutS);
+    const out = entryOut(node.id, attr, this.s.entryTimeoutS, this.s.attrTimeoutS);
+    this.told(node, attr, attrOutOfEntry(out));
+    return out;
   }
 
   /** The kernel was told these attributes: the addon may repeat them while they are valid. */
@@ -621,21 +634,21 @@ export class FuseNodes {
       if (used + need > size) break;
       const attr = d.attrs![i];
       // Every entry with a node id counts as a lookup: only those sent get one.
-      let nodeid = 0;
+      let node: Node | undefined;
       if (plus && attr && !isDot(name)) {
         this.bound();
-        const node = this.table.remember(d.node, name, attr);
-        this.told(node, attr);
-        nodeid = node.id;
+        node = this.table.remember(d.node, name, attr);
       }
+      const at = used;
       used += writeDirent(
         out,
         used,
-        { name: nameBytes, ino: attr?.ino ?? 1, mode: attr?.mode ?? 0, nextOffset: i + 1, nodeid, attr },
+        { name: nameBytes, ino: attr?.ino ?? 1, mode: attr?.mode ?? 0, nextOffset: i + 1, nodeid: node?.id ?? 0, attr },
         plus,
         this.s.entryTimeoutS,
         this.s.attrTimeoutS,
       );
+      if (node) this.told(node, attr!, attrOutOfEntry(out, at));
     }
     return out.subarray(0, used);
   }

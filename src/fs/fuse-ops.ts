@@ -503,6 +503,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
     return recent;
   }
 
+  /** Whether a listing of `dir` is at hand (cheap; knownListing builds it). */
+  const isListed = (dir: string) => (persists(dir) && persist!.isListed(dir)) || cache.isListed(dir);
+
   const isDir = (a: CachedAttr) => ((a.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR;
 
   /** The listings of `dir` and, depth first, its subdirectories (see ReaddirRequest.nested_entries). */
@@ -620,7 +623,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOp
       const known = knownListing(path);
       if (known) {
         // A walk goes on into the subdirectories: have them listed while it reads this one.
-        if (known.attrs.some((a, i) => isDir(a) && !knownListing(join(path, known.names[i]!)))) void listSubtree(path);
+        if (known.attrs.some((a, i) => isDir(a) && !isListed(join(path, known.names[i]!)))) void listSubtree(path);
         return cb(0, ['.', '..', ...known.names], [dirStat, dirStat, ...known.attrs.map(toFuseStat)]);
       }
       // A listing of a directory above may be on its way with this one in it.

@@ -96,11 +96,16 @@ export class InodeTable {
     return node;
   }
 
-  /** Up to `count` nodes, oldest first, that the kernel could be asked to drop (named, closed). */
+  /**
+   * Up to `count` nodes, oldest first, that the kernel could be asked to drop: named, closed,
+   * and not directories (a directory may be a mount point: dropping its entry would detach
+   * what is mounted there, /proc, /sys and /dev among them).
+   */
   *oldest(count: number): Generator<Node> {
     for (const node of this.byId.values()) {
       if (count <= 0) return;
       if (node === this.root || node.opens > 0 || !node.parent || node.name === undefined) continue;
+      if (((node.attr?.mode ?? 0) & 0o170000) === 0o040000) continue;
       count--;
       yield node;
     }

@@ -287,6 +287,11 @@ export class PersistentCache {
   }
 
   /** A full listing of `dir` with every entry's attributes, if all of it is known. */
+  /** Whether a full listing of `dir` is kept (cheap: not whether every entry's attributes are). */
+  isListed(dir: string): boolean {
+    return this.entries.get(dir)?.names !== undefined;
+  }
+
   listing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
     const d = this.entries.get(dir);
     if (!d?.names) return undefined;

@@ -70,3 +70,12 @@ test('an inode number reused by a file of another type is a new node', () => {
   assert.equal(t.path(a), undefined);
   assert.equal(t.get(a.id), a, 'the old node lives on until the kernel forgets it');
 });
+
+test('directories are never offered to be dropped (a mount point would lose its mounts)', () => {
+  const t = new InodeTable();
+  const d = t.remember(t.root, 'dev', dir(2));
+  const f = t.remember(d, 'null', file(3));
+  const open = t.remember(t.root, 'held', file(4));
+  open.opens = 1;
+  assert.deepEqual([...t.oldest(10)], [f]);
+});

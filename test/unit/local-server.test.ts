@@ -566,6 +566,24 @@ describe('namespace operations', () => {
     assert.equal((await rn(a, b)).errno, E.ENOENT);
   });
 
+  test('Xattr sets, gets (length first), lists and removes user attributes; bad names are refused', async () => {
+    const f = at('xattr-file');
+    fs.writeFileSync(f, 'x');
+    const x = (op: number, fields: Record<string, unknown> = {}) =>
+      srv.handlers.Xattr(rq(pb.XattrRequest, { path: Buffer.from(f), op, ...fields }));
+    const value = Buffer.from([0, 1, 2, 0xff, 0x80]);
+    assert.equal((await x(3, { name: Buffer.from('user.one'), value })).errno, 0);
+    assert.equal((await x(3, { name: Buffer.from('user.one'), value, flags: 1 /* XATTR_CREATE */ })).errno, E.EEXIST);
+    assert.equal((await x(1, { name: Buffer.from('user.one'), size: 0 })).size, value.length);
+    assert.deepEqual([...Buffer.from((await x(1, { name: Buffer.from('user.one'), size: 100 })).value!)], [...value]);
+    assert.equal((await x(1, { name: Buffer.from('user.one'), size: 2 })).errno, E.ERANGE);
+    assert.equal((await x(1, { name: Buffer.from('user.none'), size: 100 })).errno, E.ENODATA);
+    assert.equal(Buffer.from((await x(2, { size: 100 })).value!).toString(), 'user.one\0');
+    assert.equal((await x(1, { name: Buffer.from('user.a\0b'), size: 10 })).errno, E.ERANGE);
+    assert.equal((await x(4, { name: Buffer.from('user.one') })).errno, 0);
+    assert.equal((await x(2, { size: 0 })).size, 0);
+  });
+
   test('Symlink stores the target bytes exactly; a NUL in the target is EINVAL', async () => {
     const l = at('symlink-odd');
     const target = Buffer.from([0x2e, 0x2e, 0x2f, 0xfe, 0x20, 0x0a]);

@@ -56,25 +56,40 @@ export const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
 export const ATTR_OUT_SIZE = 16 + ATTR_SIZE;
 export const OPEN_OUT_SIZE = 16;
 
-const sec = (t: pb.Timespec.$Properties | null | undefined) => BigInt(Math.trunc(Number(t?.sec ?? 0)));
-const nsec = (t: pb.Timespec.$Properties | null | undefined) => Number(t?.nsec ?? 0) >>> 0;
+const TWO32 = 2 ** 32;
+
+/**
+ * A 64-bit field from a JS number, as two 32-bit halves (BigInt conversions cost more than
+ * the rest of a READDIRPLUS entry). Negative values (times before 1970) in two's complement.
+ */
+function write64(b: Buffer, off: number, n: number): void {
+  if (n >= 0) {
+    b.writeUInt32LE(n % TWO32, off);
+    b.writeUInt32LE(Math.floor(n / TWO32) >>> 0, off + 4);
+  } else {
+    b.writeBigInt64LE(BigInt(Math.trunc(n)), off);
+  }
+}
+
+const num = (v: number | Long | null | undefined) => Number(v ?? 0);
+type Long = { toNumber(): number };
 
 /** struct fuse_attr. Times are signed (before 1970 works); rdev is the kernel's new encoding. */
 export function writeAttr(b: Buffer, off: number, a: Attr): void {
-  b.writeBigUInt64LE(BigInt(a.ino ?? 0), off);
-  b.writeBigUInt64LE(BigInt(a.size ?? 0), off + 8);
-  b.writeBigUInt64LE(BigInt(a.blocks ?? 0), off + 16);
-  b.writeBigInt64LE(sec(a.atime), off + 24);
-  b.writeBigInt64LE(sec(a.mtime), off + 32);
-  b.writeBigInt64LE(sec(a.ctime), off + 40);
-  b.writeUInt32LE(nsec(a.atime), off + 48);
-  b.writeUInt32LE(nsec(a.mtime), off + 52);
-  b.writeUInt32LE(nsec(a.ctime), off + 56);
+  write64(b, off, num(a.ino));
+  write64(b, off + 8, num(a.size));
+  write64(b, off + 16, num(a.blocks));
+  write64(b, off + 24, Math.trunc(num(a.atime?.sec)));
+  write64(b, off + 32, Math.trunc(num(a.mtime?.sec)));
+  write64(b, off + 40, Math.trunc(num(a.ctime?.sec)));
+  b.writeUInt32LE(num(a.atime?.nsec) >>> 0, off + 48);
+  b.writeUInt32LE(num(a.mtime?.nsec) >>> 0, off + 52);
+  b.writeUInt32LE(num(a.ctime?.nsec) >>> 0, off + 56);
   b.writeUInt32LE((a.mode ?? 0) >>> 0, off + 60);
   b.writeUInt32LE((a.nlink ?? 1) >>> 0, off + 64);
   b.writeUInt32LE((a.uid ?? 0) >>> 0, off + 68);
   b.writeUInt32LE((a.gid ?? 0) >>> 0, off + 72);
-  b.writeUInt32LE(Number(BigInt(a.rdev ?? 0) & 0xffffffffn), off + 76);
+  b.writeUInt32LE(num(a.rdev) % TWO32, off + 76);
   b.writeUInt32LE((a.blksize ?? 4096) >>> 0, off + 80);
   b.writeUInt32LE(0, off + 84); // flags
 }
@@ -82,14 +97,14 @@ export function writeAttr(b: Buffer, off: number, a: Attr): void {
 /** Seconds as the (u64 seconds, u32 nanoseconds) pair of a validity field. */
 function writeValid(b: Buffer, secOff: number, nsecOff: number, seconds: number): void {
   const whole = Math.floor(seconds);
-  b.writeBigUInt64LE(BigInt(whole), secOff);
+  write64(b, secOff, whole);
   b.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecOff);
 }
 
 /** struct fuse_entry_out: nodeid 0 with an entry timeout is a cached "no such name". */
 export function writeEntryOut(b: Buffer, off: number, nodeid: number, attr: Attr | undefined, entryS: number, attrS: number): void {
-  b.writeBigUInt64LE(BigInt(nodeid), off);
-  b.writeBigUInt64LE(0n, off + 8); // generation: node ids are never reused
+  write64(b, off, nodeid);
+  write64(b, off + 8, 0); // generation: node ids are never reused
   writeValid(b, off + 16, off + 32, entryS);
   writeValid(b, off + 24, off + 36, attrS);
   if (attr) writeAttr(b, off + 40, attr);
@@ -107,6 +122,16 @@ export function attrOut(attr: Attr, attrS: number): Buffer {
   writeValid(b, 0, 8, attrS);
   b.writeUInt32LE(0, 12);
   writeAttr(b, 16, attr);
+  return b;
+}
+
+/** The fuse_attr_out that repeats what an entry (a fuse_entry_out at `off` in `entry`) said. */
+export function attrOutOfEntry(entry: Buffer, off = 0): Buffer {
+  const b = Buffer.allocUnsafe(ATTR_OUT_SIZE);
+  entry.copy(b, 0, off + 24, off + 32); // attr_valid
+  entry.copy(b, 8, off + 36, off + 40); // attr_valid_nsec
+  b.writeUInt32LE(0, 12);
+  entry.copy(b, 16, off + 40, off + 40 + ATTR_SIZE);
   return b;
 }
 
@@ -174,8 +199,8 @@ export function writeDirent(b: Buffer, off: number, e: DirEntryOut, plus: boolea
     writeEntryOut(b, off, e.nodeid ?? 0, e.attr, e.nodeid ? entryS : 0, e.nodeid ? attrS : 0);
     off += ENTRY_OUT_SIZE;
   }
-  b.writeBigUInt64LE(BigInt(e.ino || 1), off); // d_ino 0 hides an entry from readdir(3)
-  b.writeBigUInt64LE(BigInt(e.nextOffset), off + 8);
+  write64(b, off, e.ino || 1); // d_ino 0 hides an entry from readdir(3)
+  write64(b, off + 8, e.nextOffset);
   b.writeUInt32LE(e.name.length, off + 16);
   b.writeUInt32LE(((e.mode >>> 12) & 0o17) >>> 0, off + 20);
   e.name.copy(b, off + DIRENT_HEADER);
