@@ -81,7 +81,11 @@ export class InodeTable {
   remember(parent: Node, name: string, attr: CachedAttr): Node {
     const key = keyOf(attr);
     let node = this.byKey.get(key);
-    if (node && node.attr && fileType(node.attr) !== fileType(attr)) {
+    // The local filesystem reuses the inode numbers of deleted files: a known number of
+    // another file type, or of a file that lost every name (unlinked, perhaps still open
+    // under a hidden name), is a new file. It gets a new node; the old one lives on for
+    // the kernel until it forgets it.
+    if (node && ((node.attr && fileType(node.attr) !== fileType(attr)) || node.hiddenPath !== undefined || node.name === undefined)) {
       this.byKey.delete(key);
       node = undefined;
     }

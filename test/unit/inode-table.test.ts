@@ -79,3 +79,18 @@ test('directories are never offered to be dropped (a mount point would lose its 
   open.opens = 1;
   assert.deepEqual([...t.oldest(10)], [f]);
 });
+
+test('an inode number reused after the file lost its names is a new node (a hidden open file keeps its own)', () => {
+  const t = new InodeTable();
+  const old = t.remember(t.root, 'x', file(9));
+  old.opens = 1;
+  t.unlinked(t.root, 'x');
+  old.hiddenPath = '/.fuse_hidden0000000000000002';
+  const reused = t.remember(t.root, 'c', file(9));
+  assert.notEqual(reused.id, old.id);
+  assert.equal(t.path(reused), '/c');
+  assert.equal(t.path(old), old.hiddenPath);
+  const gone = t.remember(t.root, 'y', file(11));
+  t.unlinked(t.root, 'y');
+  assert.notEqual(t.remember(t.root, 'z', file(11)).id, gone.id);
+});
