@@ -15,6 +15,7 @@ import { runSession } from './session';
 import { guardLocalTerminal } from './hangup';
 import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
+import { PhaseTimes } from './phase-times';
 
 const VERSION = '0.1.0';
 
@@ -32,11 +33,13 @@ async function main(argv: string[]): Promise<number> {
   const started = performance.now();
   const at = () => `${(performance.now() - started).toFixed(0)} ms`;
 
+  const phases = new PhaseTimes();
   const runtime = loadLocalRuntime();
   const resolved = resolveSshConfig(toResolveOptions(parsed));
   const interactive = !!process.stdin.isTTY;
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
   log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
+  phases.mark('connect');
   let lost: OutrunError | undefined;
   conn.on('error', (err: Error) => {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
@@ -44,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { remoteDir, uploaded } = await ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
+    phases.mark('runtime check');
     const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
     return await runSession({
       conn,
@@ -54,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       verbose: options.verbose,
       log,
       stats: !!options.stats,
+      phases,
       remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0
