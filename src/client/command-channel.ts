@@ -42,8 +42,10 @@ export async function openCommandChannel(
   sessionDir: string,
   pty: PseudoTtyOptions | false,
   unexpected: (bytes: Buffer) => void,
+  /** Names the run among the session's (see outrun-helper.c); undefined: the only one. */
+  run?: string,
 ): Promise<CommandChannel> {
-  const ch = await execChannel(conn, shellQuote([`${remoteDir}/outrun-helper`, 'exec', sessionDir]), pty);
+  const ch = await execChannel(conn, shellQuote([`${remoteDir}/outrun-helper`, 'exec', sessionDir, ...(run ? [run] : [])]), pty);
   const ended = new Promise<number | undefined>((resolve) => {
     let status: number | undefined;
     ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));

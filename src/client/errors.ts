@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'AGENT_FAILED'
   | 'MOUNT_FAILED'
   | 'EXEC_FAILED'
+  | 'CONTROL_PATH_UNSAFE'
+  | 'MASTER_UNAVAILABLE'
   | 'INTERNAL';
 
 const SSH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
