@@ -37,7 +37,12 @@ export interface AgentSessionOptions {
   cache?: { trees: string[]; maxBytes: number };
   /** Where the session lives on the remote (default: a fresh /run/outrun/s-...). */
   sessionDir?: string;
+  /** A master's session: many runs, each seeing local changes made before it (beginRun). */
+  manyRuns?: boolean;
 }
+
+/** How long a run's start may wait for the agent's revalidation. */
+const RUN_START_TIMEOUT_MS = 30_000;
 
 export const newSessionDir = () => `/run/outrun/s-${randomBytes(8).toString('hex')}`;
 
@@ -78,6 +83,8 @@ export class AgentSession {
   private rpc: RpcServer | undefined;
   private control: ControlStream | undefined;
   private onAgentStats: (() => void) | undefined;
+  private lastRunId = 0;
+  private readonly runsStarting = new Map<number, (error: string) => void>();
   private readonly started = performance.now();
 
   private constructor(private readonly opts: AgentSessionOptions) {
@@ -183,7 +190,9 @@ export class AgentSession {
             // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
             // own kernel inode, so a cached link count would go stale); the agent's cache,
             // which invalidates per change, answers instead.
-            mount: { attrTimeoutS: 0, entryTimeoutS: 1, negativeTimeoutS: 1, debug: opts.verbose >= 2 },
+            // A master's runs must see names made locally between them: the kernel keeps no
+            // negative entries then (the agent's own are dropped at each run's start).
+            mount: { attrTimeoutS: 0, entryTimeoutS: 1, negativeTimeoutS: opts.manyRuns ? 0 : 1, debug: opts.verbose >= 2 },
           };
         },
         control: (stream) => {
@@ -191,6 +200,8 @@ export class AgentSession {
           stream.on('data', (ev: pb.AgentEvent) => {
             if (ev.mounted) onMounted(ev.mounted.root ?? '');
             else if (ev.failure) onAgentFailed(new OutrunError('MOUNT_FAILED', ev.failure.message ?? 'mount failed'));
+            else if (ev.revalidate) this.checkProbes(ev.revalidate);
+            else if (ev.runReady) this.runsStarting.get(ev.runReady.id ?? 0)?.(ev.runReady.error ?? '');
             else if (ev.stats) {
               stats.agent = Object.fromEntries(Object.entries(ev.stats.counters ?? {}).map(([k, v]) => [k, Number(v)]));
               this.onAgentStats?.();
@@ -222,6 +233,35 @@ export class AgentSession {
       }),
     ]).finally(() => clearTimeout(timer));
     log(`local tree mounted at ${root} (${this.elapsed()})`);
+  }
+
+  /**
+   * A run is about to start in this session (a master's): the agent revalidates what it
+   * cached (src/remote/run-revalidation.ts), asking us about its persistent entries, and
+   * says when nothing cached before now can answer unchecked. Only then may the command start.
+   */
+  async beginRun(): Promise<void> {
+    if (!this.control) throw new OutrunError('AGENT_FAILED', 'the agent has no control stream');
+    const id = ++this.lastRunId;
+    let timer: NodeJS.Timeout | undefined;
+    const error = await new Promise<string>((resolve) => {
+      this.runsStarting.set(id, resolve);
+      timer = setTimeout(() => resolve(`no answer within ${RUN_START_TIMEOUT_MS / 1000} s`), RUN_START_TIMEOUT_MS);
+      this.control!.write({ runStart: { id } });
+    }).finally(() => {
+      clearTimeout(timer);
+      this.runsStarting.delete(id);
+    });
+    if (error) throw new OutrunError('AGENT_FAILED', `the agent could not revalidate its caches for the run: ${error}`);
+  }
+
+  /** Which of the agent's persistent entries changed here (as at the session's start). */
+  private checkProbes(r: pb.IRunRevalidate): void {
+    const t0 = performance.now();
+    const probes = parseProbes(r.probes);
+    const stale = probes instanceof Error ? [] : staleProbes(probes);
+    this.control?.write({ stale: { id: r.id ?? 0, indexes: stale, all: probes instanceof Error } });
+    if (!(probes instanceof Error)) this.opts.log(`run ${r.id}: ${probes.length} cached entries revalidated, ${stale.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
   }
 
   /**

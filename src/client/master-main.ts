@@ -62,6 +62,7 @@ async function main(): Promise<void> {
         cwd: cfg.cwd,
         verbose: 0,
         log,
+        manyRuns: true,
         remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
         cache:
           options.cachePaths?.length === 0

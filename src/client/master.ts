@@ -221,6 +221,9 @@ export class Master {
     }
     const { conn, remoteDir } = this.connection;
     const session = this.session;
+    // The agent revalidates its caches while the command's channel opens (it needs no agent).
+    const revalidated = session.beginRun();
+    revalidated.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     let cc: CommandChannel;
     try {
@@ -235,6 +238,12 @@ export class Master {
       this.unlisten();
       run.failed('MASTER_UNAVAILABLE', (e as Error).message);
       return void this.end(`cannot run commands: ${(e as Error).message}`);
+    }
+    try {
+      await revalidated;
+    } catch (e) {
+      cc.ch.close();
+      return run.failed('AGENT_FAILED', (e as Error).message);
     }
     const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, session.sessionDir, this.opts.log, cc.ended, run.name);
     await run.relay(cc, spec, (name) => signals.send(name));
