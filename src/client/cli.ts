@@ -8,10 +8,7 @@ import { parseArgs, toResolveOptions, USAGE } from './cli-args';
 import { asOutrunError, ExitStatus, OutrunError } from './errors';
 import { localExecSpec } from './exec-spec';
 import { loadLocalRuntime } from './runtime';
-import { ensureRemoteRuntime } from './bootstrap';
 import { resolveSshConfig } from './ssh-config';
-import { connectSsh } from './ssh-connect';
-import { runSession } from './session';
 import { guardLocalTerminal } from './hangup';
 import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
@@ -64,7 +61,10 @@ async function main(argv: string[]): Promise<number> {
     });
     if (status !== undefined) return status;
   }
+  // Loaded only for a direct run (ssh2, grpc-js, protobufjs: about 240 ms of a start): a
+  // run attached to a master needs none of them.
   const runtime = loadLocalRuntime();
+  const { connectSsh } = await import('./ssh-connect');
   const interactive = !!process.stdin.isTTY;
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
   log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
@@ -74,7 +74,12 @@ async function main(argv: string[]): Promise<number> {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
   try {
-    const { remoteDir, uploaded } = await ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    const { ensureRemoteRuntime } = await import('./bootstrap');
+    const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    ensuring.catch(() => undefined);
+    // The session's code (grpc-js, protobufjs) loads while the remote runs the probe.
+    const { runSession } = await import('./session');
+    const { remoteDir, uploaded } = await ensuring;
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
     phases.mark('runtime check');
     return await runSession({

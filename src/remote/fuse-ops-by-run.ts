@@ -32,7 +32,9 @@ export class FuseOpsByRun implements RunRevalidation {
   /** Our handle -> the generation and its own handle. */
   private readonly handles = new Map<number, { gen: Generation; inner: number }>();
   private nextHandle = 1;
-  private starting: Promise<void> = Promise.resolve();
+  /** The revalidation under way, and the one that will follow it (shared by every run asking meanwhile). */
+  private running: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
 
   constructor(
     private readonly make: MakeOps,
@@ -116,11 +118,26 @@ export class FuseOpsByRun implements RunRevalidation {
     return this.nextHandle;
   }
 
-  /** One at a time: a run's start waits for the one before it. */
+  /**
+   * One revalidation at a time. A run that asks while one is under way needs one that
+   * begins after its asking: it joins the next, which serves every run that asked meanwhile
+   * (16 runs starting together cost two revalidations, not sixteen).
+   */
   runStarts(askStale: AskStale): Promise<void> {
-    const next = this.starting.then(() => this.startRun(askStale));
-    this.starting = next.catch(() => undefined);
-    return next;
+    if (!this.running) return this.begin(askStale);
+    this.queued ??= this.running.catch(() => undefined).then(() => {
+      this.queued = undefined;
+      return this.begin(askStale);
+    });
+    return this.queued;
+  }
+
+  private begin(askStale: AskStale): Promise<void> {
+    const pass = this.startRun(askStale).finally(() => {
+      if (this.running === pass) this.running = undefined;
+    });
+    this.running = pass;
+    return pass;
   }
 
   private async startRun(askStale: AskStale): Promise<void> {
