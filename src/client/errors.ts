@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'EXEC_FAILED'
   | 'CONTROL_PATH_UNSAFE'
   | 'MASTER_UNAVAILABLE'
+  | 'MASTER_BUSY'
   | 'INTERNAL';
 
 const SSH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

@@ -144,8 +144,9 @@ export async function attachRun(socketPath: string, spec: Buffer, pty: PseudoTty
           return finish(s instanceof Error || s.status === null ? undefined : s.status);
         }
         case Frame.FAILED: {
-          const f = parseJson<{ message?: string }>(payload);
-          const err = new OutrunError('MASTER_UNAVAILABLE', `the master could not run the command: ${f instanceof Error ? 'bad reply' : f.message}`);
+          const f = parseJson<{ message?: string; code?: string }>(payload);
+          const code = !(f instanceof Error) && f.code === 'MASTER_BUSY' ? 'MASTER_BUSY' : 'MASTER_UNAVAILABLE';
+          const err = new OutrunError(code, `the master could not run the command: ${f instanceof Error ? 'bad reply' : f.message}`);
           if (!started) resolve(err);
           return;
         }

@@ -34,7 +34,8 @@ export async function runThroughMaster(opts: MasterRunOptions): Promise<number |
   const attach = () => attachRun(opts.socketPath, spec, terminal ? terminal.ptyOptions() : false);
   let link: Awaited<ReturnType<typeof attachRun>> = await attach();
   // No master, or one that could not take the run (it has made way): start one, once.
-  if (!isLink(link) && opts.persist !== undefined) {
+  // (A busy master is alive: the run goes direct rather than start another.)
+  if (!isLink(link) && opts.persist !== undefined && !(link instanceof OutrunError && link.code === 'MASTER_BUSY')) {
     log(`master: ${'none' in link ? link.why : link.message}; starting one`);
     const start: MasterStart = {
       argv: [...opts.connectArgv, 'true'],

@@ -23,6 +23,8 @@ import { uidOfSpec } from './exec-spec-uid';
 const SIGNAL_NAMES: ReadonlySet<string> = new Set(['INT', 'TERM', 'HUP', 'QUIT', 'USR1', 'USR2', 'PIPE', 'KILL', 'HANGUP']);
 /** A command channel that takes longer than this to open means the link is gone. */
 const EXEC_TIMEOUT_MS = 15_000;
+/** How long a run waits for a channel when the remote refuses more (sshd's MaxSessions). */
+const CHANNEL_WAIT_MS = 10_000;
 /** How often a master checks that its socket is still its own. */
 const SOCKET_CHECK_MS = 5_000;
 
@@ -91,12 +93,19 @@ export class Master {
   private idleTimer: NodeJS.Timeout | undefined;
   private ending = false;
   private runCounter = 0;
+  /** Resolved (and replaced) each time an attached run ends: a channel may be free. */
+  private runEnded: Promise<void> = Promise.resolve();
+  private signalRunEnded: () => void = () => undefined;
 
   constructor(
     private readonly opts: MasterOptions,
     private readonly claim: { server: net.Server; key: Buffer; ino: number },
   ) {
     this.ready = new Promise((r) => (this.setReady = r));
+    const renew = () => {
+      this.runEnded = new Promise<void>((r) => (this.signalRunEnded = () => (r(), renew())));
+    };
+    renew();
     claim.server.on('connection', (s) => this.serve(s));
     const check = setInterval(() => {
       if (!this.ownsSocket()) {
@@ -201,6 +210,7 @@ export class Master {
         clearTimeout(this.idleTimer);
         void this.runOne(run, r.pty as PseudoTtyOptions | false, r.spec).finally(() => {
           this.active--;
+          this.signalRunEnded();
           this.idle();
         });
         return;
@@ -214,6 +224,28 @@ export class Master {
     sock.on('close', () => run?.peerGone());
   }
 
+  /**
+   * Opens a channel, bounded in time: a channel that does not open means the link is gone
+   * (throws); one the remote refuses (it answered, with a reason) is 'refused'.
+   */
+  private async openChannel<T>(open: () => Promise<T>): Promise<T | 'refused'> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        open(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no command channel within ${EXEC_TIMEOUT_MS / 1000} s`)), EXEC_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (e) {
+      const cause = (e as { cause?: { reason?: unknown } }).cause;
+      if (typeof cause?.reason === 'number') return 'refused';
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async runOne(run: AttachedRun, pty: PseudoTtyOptions | false, spec: Buffer): Promise<void> {
     const err = await this.ready;
     if (err || !this.session || !this.connection || this.ending) {
@@ -224,15 +256,19 @@ export class Master {
     // The agent revalidates its caches while the command's channel opens (it needs no agent).
     const revalidated = session.beginRun();
     revalidated.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
     let cc: CommandChannel;
+    const waitUntil = Date.now() + CHANNEL_WAIT_MS;
     try {
-      cc = await Promise.race([
-        openCommandChannel(conn, remoteDir, session.sessionDir, pty, (b) => run.stdout(b), run.name),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no command channel within ${EXEC_TIMEOUT_MS / 1000} s`)), EXEC_TIMEOUT_MS);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      for (;;) {
+        const opened = await this.openChannel(() => openCommandChannel(conn, remoteDir, session.sessionDir, pty, (b) => run.stdout(b), run.name));
+        if (opened !== 'refused') {
+          cc = opened;
+          break;
+        }
+        // The connection is alive but takes no more sessions now: wait for a run to end.
+        if (Date.now() > waitUntil) return run.failed('MASTER_BUSY', 'the remote refuses more sessions on this connection (MaxSessions)');
+        await Promise.race([this.runEnded, new Promise((r) => setTimeout(r, 500))]);
+      }
     } catch (e) {
       // A master that cannot open a channel has lost its link: it makes way for a new one.
       this.unlisten();
