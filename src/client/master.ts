@@ -254,7 +254,8 @@ export class Master {
     const { conn, remoteDir } = this.connection;
     const session = this.session;
     // The agent revalidates its caches while the command's channel opens (it needs no agent).
-    const revalidated = session.beginRun();
+    const t0 = performance.now();
+    const revalidated = session.beginRun().then(() => this.opts.log(`run ${run.name}: caches revalidated in ${(performance.now() - t0).toFixed(0)} ms`));
     revalidated.catch(() => undefined);
     let cc: CommandChannel;
     const waitUntil = Date.now() + CHANNEL_WAIT_MS;
@@ -281,6 +282,7 @@ export class Master {
       cc.ch.close();
       return run.failed('AGENT_FAILED', (e as Error).message);
     }
+    this.opts.log(`run ${run.name}: started ${(performance.now() - t0).toFixed(0)} ms after it asked`);
     const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, session.sessionDir, this.opts.log, cc.ended, run.name);
     await run.relay(cc, spec, (name) => signals.send(name));
   }
