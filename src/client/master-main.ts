@@ -5,9 +5,7 @@ import * as fs from 'node:fs';
 import { parseArgs, toResolveOptions } from './cli-args';
 import { asOutrunError } from './errors';
 import { loadLocalRuntime } from './runtime';
-import { ensureRemoteRuntime } from './bootstrap';
 import { resolveSshConfig } from './ssh-config';
-import { connectSsh } from './ssh-connect';
 import { Master, claimSocket } from './master';
 import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
@@ -48,10 +46,16 @@ async function main(): Promise<void> {
     if (parsed.action !== 'run') throw new Error('the master was given no destination');
     const { options } = parsed;
     const resolved = resolveSshConfig(toResolveOptions(parsed));
+    // ssh2 only once the socket is claimed; the agent session's code while the probe runs.
+    const { connectSsh } = await import('./ssh-connect');
     const conn = await connectSsh(resolved, { verbose: 0, log, interactive: false, warn: log });
     log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port}`);
     const runtime = loadLocalRuntime();
-    const { remoteDir } = await ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    const { ensureRemoteRuntime } = await import('./bootstrap');
+    const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    ensuring.catch(() => undefined);
+    await import('./agent-session');
+    const { remoteDir } = await ensuring;
     process.chdir('/');
     return {
       conn,

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Client, PseudoTtyOptions } from 'ssh2';
 import { OutrunError, asOutrunError } from './errors';
-import { AgentSession, type AgentSessionOptions } from './agent-session';
+import type { AgentSession, AgentSessionOptions } from './agent-session';
 import { openCommandChannel, type CommandChannel } from './command-channel';
 import { RemoteSignals, type RemoteSignalName } from './remote-signal';
 import { Frame, FrameReader, MUX_VERSION, dataFrames, jsonFrame, parseJson, parseRunFrame } from './mux-frames';
@@ -124,6 +124,8 @@ export class Master {
       const { conn } = this.connection;
       conn.on('close', () => void this.end('the connection ended'));
       conn.on('error', (err: Error) => this.opts.log(`connection: ${err.message}`));
+      // grpc-js and protobufjs: loaded once connected (master-main.ts loads them during the probe).
+      const { AgentSession } = await import('./agent-session');
       this.session = await AgentSession.start({ conn, remoteDir: this.connection.remoteDir, ...this.connection.agent });
       void this.session.agentClosed.then((st) => void this.end(`the agent ended (status ${st ?? 'unknown'})`));
       this.setReady(undefined);
