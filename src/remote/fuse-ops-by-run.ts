@@ -12,6 +12,8 @@ import type { PersistentCache } from '../fs/persistent-cache';
 import type { WriteBehind } from '../fs/write-behind';
 import type { AskStale, RunRevalidation } from './run-revalidation';
 
+/** Handle operations that change the file (or land its writes). */
+const CHANGES_FILE: ReadonlySet<string> = new Set(['write', 'ftruncate', 'flush', 'fsync', 'release']);
 /** Where each handle operation has its handle (fuse-native's argument order). */
 const HANDLE_ARG: Readonly<Record<string, number>> = { read: 1, write: 1, flush: 1, fsync: 2, release: 1, ftruncate: 1 };
 
@@ -30,7 +32,7 @@ export class FuseOpsByRun implements RunRevalidation {
   private current: Generation;
   private readonly live = new Set<Generation>();
   /** Our handle -> the generation and its own handle. */
-  private readonly handles = new Map<number, { gen: Generation; inner: number }>();
+  private readonly handles = new Map<number, { gen: Generation; inner: number; path: string; written?: boolean }>();
   private nextHandle = 1;
   /** The revalidation under way, and the one that will follow it (shared by every run asking meanwhile). */
   private running: Promise<void> | undefined;
@@ -85,14 +87,20 @@ export class FuseOpsByRun implements RunRevalidation {
       if (!h) return cb(-9); // EBADF: not a handle we gave out
       const inner = [...args];
       inner[at] = h.inner;
-      if (name === 'release') {
-        inner[inner.length - 1] = (err: number, ...rest: unknown[]) => {
+      if (name === 'write' || name === 'ftruncate') h.written = true;
+      // A file changed through an older generation's handle: the newest one's caches (and
+      // the persistent entry) may hold it as it was, so they go. Rare: a run still writing
+      // a file opened before a later run started.
+      const stale = h.gen !== this.current && h.written && CHANGES_FILE.has(name);
+      inner[inner.length - 1] = (...rest: unknown[]) => {
+        if (name === 'release') {
           this.handles.delete(ours);
           h.gen.open--;
           this.retireIfDone(h.gen);
-          cb(err, ...rest);
-        };
-      }
+        }
+        if (stale) this.forgetEverywhere(h.path);
+        cb(...(rest as [number]));
+      };
       return void h.gen.ops[name]!(...inner);
     }
     const gen = this.current;
@@ -102,13 +110,21 @@ export class FuseOpsByRun implements RunRevalidation {
       inner[inner.length - 1] = (err: number, fd?: number, ...rest: unknown[]) => {
         if (err || fd === undefined) return cb(err, fd, ...rest);
         const ours = this.allocate();
-        this.handles.set(ours, { gen, inner: fd });
+        this.handles.set(ours, { gen, inner: fd, path: args[0] as string });
         gen.open++;
         cb(0, ours, ...rest);
       };
       return void gen.ops.open!(...inner);
     }
     gen.ops[name]!(...args);
+  }
+
+  /** What the newest generation knows goes (it starts again empty); so does the persistent entry. */
+  private forgetEverywhere(path: string): void {
+    this.persistentCache?.invalidate(path);
+    const old = this.current;
+    this.current = this.generation();
+    this.retireIfDone(old);
   }
 
   private allocate(): number {

@@ -26,6 +26,7 @@ function makeOps(log: string[], landed: string[]) {
       open: (path: string, _flags: number, cb: (e: number, fd?: number) => void) => (log.push(`${me} open ${path}`), cb(0, 7)),
       read: (_path: string, fd: number, _b: Buffer, _l: number, _pos: number, cb: (n: number) => void) => (log.push(`${me} read fd ${fd}`), cb(0)),
       release: (_path: string, fd: number, cb: (e: number) => void) => (log.push(`${me} release fd ${fd}`), cb(0)),
+      write: (_path: string, fd: number, _b: Buffer, len: number, _pos: number, cb: (n: number) => void) => (log.push(`${me} write fd ${fd}`), cb(len)),
     };
   };
 }
@@ -54,6 +55,19 @@ test('paths go to the newest generation, handles to the one that opened them', a
   assert.deepEqual(landed.slice(2), ['1:/y'], 'the old generation is let go once nothing is open');
   const [err] = await call(byRun.ops, 'read', '/a', fdA, Buffer.alloc(1), 1, 0);
   assert.equal(err, -9, 'a released handle is unknown (EBADF)');
+});
+
+test('a write through an older generation\'s handle makes the newest one start again', async () => {
+  const log: string[] = [];
+  const { wb } = fakeWriteBehind();
+  const byRun = new FuseOpsByRun(makeOps(log, []), wb, undefined, async () => undefined);
+  const [, fd] = await call(byRun.ops, 'open', '/f', 0);
+  await byRun.runStarts(async () => 'all');
+  await call(byRun.ops, 'getattr', '/f');
+  const [n] = await call(byRun.ops, 'write', '/f', fd, Buffer.alloc(3), 3, 0);
+  assert.equal(n, 3, 'the write\'s result comes back unchanged');
+  await call(byRun.ops, 'getattr', '/f');
+  assert.deepEqual(log, ['0 open /f', '1 getattr /f', '0 write fd 7', '2 getattr /f']);
 });
 
 test('a run start reopens the persistent cache and drops what the client found stale', async () => {
