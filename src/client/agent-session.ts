@@ -85,6 +85,10 @@ export class AgentSession {
   private onAgentStats: (() => void) | undefined;
   private lastRunId = 0;
   private readonly runsStarting = new Map<number, (error: string) => void>();
+  /** Names the remote's store for RevalidationAhead (undefined: no persistent cache). */
+  private aheadStore: string | undefined;
+  /** Per run starting: the local checks of last time's probe paths, begun when it asked. */
+  private readonly runsAhead = new Map<number, RevalidationAhead>();
   private readonly started = performance.now();
 
   private constructor(private readonly opts: AgentSessionOptions) {
@@ -148,7 +152,8 @@ export class AgentSession {
     stats.watchTransport(opts.conn);
     const cache = opts.cache && { ...opts.cache, key: cacheKey(opts.cache.trees) };
     // What the remote's cache held last time is checked while the agent starts.
-    const ahead = cache && opts.remoteId ? new RevalidationAhead(`${opts.remoteId}\0${cache.key}`) : undefined;
+    this.aheadStore = cache && opts.remoteId ? `${opts.remoteId}\0${cache.key}` : undefined;
+    const ahead = this.aheadStore ? new RevalidationAhead(this.aheadStore) : undefined;
     ahead?.start();
     agentChannel.write(encodePreamble({ token, sessionDir: this.sessionDir, cache }));
     const commandEnv = opts.commandEnv;
@@ -243,6 +248,13 @@ export class AgentSession {
   async beginRun(): Promise<void> {
     if (!this.control) throw new OutrunError('AGENT_FAILED', 'the agent has no control stream');
     const id = ++this.lastRunId;
+    // The paths probed last time are checked here while the agent saves and reopens its
+    // store (they are checked after the run asked, so what they find holds for it).
+    if (this.aheadStore) {
+      const ahead = new RevalidationAhead(this.aheadStore);
+      ahead.start();
+      this.runsAhead.set(id, ahead);
+    }
     let timer: NodeJS.Timeout | undefined;
     const error = await new Promise<string>((resolve) => {
       this.runsStarting.set(id, resolve);
@@ -251,6 +263,7 @@ export class AgentSession {
     }).finally(() => {
       clearTimeout(timer);
       this.runsStarting.delete(id);
+      this.runsAhead.delete(id);
     });
     if (error) throw new OutrunError('AGENT_FAILED', `the agent could not revalidate its caches for the run: ${error}`);
   }
@@ -259,9 +272,13 @@ export class AgentSession {
   private checkProbes(r: pb.IRunRevalidate): void {
     const t0 = performance.now();
     const probes = parseProbes(r.probes);
-    const stale = probes instanceof Error ? [] : staleProbes(probes);
+    // Runs that asked after this one may be served by the same revalidation (the agent
+    // shares one among runs asking meanwhile): then only checks made now hold for all.
+    const ahead = r.id === this.lastRunId ? this.runsAhead.get(r.id) : undefined;
+    const stale = probes instanceof Error ? [] : staleProbes(probes, ahead?.results);
+    if (!(probes instanceof Error)) setImmediate(() => ahead?.remember(probes));
     this.control?.write({ stale: { id: r.id ?? 0, indexes: stale, all: probes instanceof Error } });
-    if (!(probes instanceof Error)) this.opts.log(`run ${r.id}: ${probes.length} cached entries revalidated, ${stale.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
+    if (!(probes instanceof Error)) this.opts.log(`run ${r.id}: ${probes.length} cached entries revalidated (${ahead?.results.size ?? 0} checked ahead), ${stale.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
   }
 
   /**
