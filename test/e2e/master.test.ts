@@ -29,6 +29,22 @@ function masterPid(sock: string): number | undefined {
   return r.status === 0 && m ? Number(m[1]) : undefined;
 }
 
+/** -O exit, then the box must be clean. */
+async function endMasterCleanly(sock: string): Promise<void> {
+  await exitMaster(sock);
+  assert.equal(await waitBoxClean(), '');
+}
+
+/** Runs `fn` with a private socket directory, removed afterwards however `fn` ends. */
+async function inSocketDir(fn: (s: ReturnType<typeof socketDir>) => Promise<void>): Promise<void> {
+  const s = socketDir();
+  try {
+    await fn(s);
+  } finally {
+    s.done();
+  }
+}
+
 async function exitMaster(sock: string): Promise<void> {
   const r = await outrun(['-F', SSH_CONFIG, '-S', sock, '-O', 'exit', 'box']);
   assert.equal(r.status, 0, r.stderr);
@@ -40,21 +56,16 @@ const local = (script: string, input: string | Buffer, cwd: string, env: NodeJS.
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 };
 
-test('-O check without a master: status 255, as ssh', async () => {
-  const s = socketDir();
-  try {
+test('-O check without a master: status 255, as ssh', () =>
+  inSocketDir(async (s) => {
     const r = await outrun(['-F', SSH_CONFIG, '-S', s.sock, '-O', 'check', 'box']);
     assert.equal(r.status, 255);
     assert.match(r.stderr, /Control socket connect\(.*m\.sock\)/);
-  } finally {
-    s.done();
-  }
-});
+  }));
 
-test('runs through one master: as local, no second handshake, each with its own cwd, env and status', { timeout: 120_000 }, async () => {
-  const s = socketDir();
-  const run = through(s.sock, ['-o', 'ControlPersist=60']);
-  try {
+test('runs through one master: as local, no second handshake, each with its own cwd, env and status', { timeout: 120_000 }, () =>
+  inSocketDir(async (s) => {
+    const run = through(s.sock, ['-o', 'ControlPersist=60']);
     const script = 'echo "in $(pwd) as $(id -u):$(id -g) with X=$X"; echo to-stderr >&2; cat; exit 3';
     const env1 = { ...process.env, X: 'one' };
     const first = await run(['sh', '-c', script], { input: 'first input\n', env: env1 });
@@ -87,14 +98,10 @@ test('runs through one master: as local, no second handshake, each with its own 
     assert.equal(masterPid(s.sock), undefined);
     assert.ok(!existsSync(s.sock) && !existsSync(`${s.sock}.key`), 'the socket and key are removed');
     assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+  }));
 
-test('16 concurrent runs through one master: every byte of stdin, stdout and stderr right', { timeout: 180_000 }, async () => {
-  const s = socketDir();
-  try {
+test('16 concurrent runs through one master: every byte of stdin, stdout and stderr right', { timeout: 180_000 }, () =>
+  inSocketDir(async (s) => {
     const warm = await outrun(['-F', SSH_CONFIG, '-S', s.sock, '-o', 'ControlPersist=60', 'box', 'true']);
     assert.equal(warm.status, 0, warm.stderr);
     const inputs = Array.from({ length: 16 }, (_, i) => randomBytes(200_000 + i * 1000));
@@ -108,16 +115,11 @@ test('16 concurrent runs through one master: every byte of stdin, stdout and std
       assert.equal(sha(r.stdout), sha(inputs[i]!), `run ${i}: stdout is its own stdin`);
       assert.match(r.stderr, new RegExp(`^[0-9a-f]{64}  -\\nrun-${i}\\n$`));
     });
-    await exitMaster(s.sock);
-    assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+    await endMasterCleanly(s.sock);
+  }));
 
-test('a signal reaches its own run only; a run killed locally is hung up on the remote', { timeout: 120_000 }, async () => {
-  const s = socketDir();
-  try {
+test('a signal reaches its own run only; a run killed locally is hung up on the remote', { timeout: 120_000 }, () =>
+  inSocketDir(async (s) => {
     const start = (tag: string) => {
       const child = spawn(process.execPath, [CLI, '-F', SSH_CONFIG, '-S', s.sock, '-o', 'ControlPersist=60', 'box', 'sh', '-c', `trap "echo ${tag}-int; exit 130" INT; echo ready; while :; do sleep 0.1; done`], {
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -147,16 +149,11 @@ test('a signal reaches its own run only; a run killed locally is hung up on the 
     }
     assert.equal(left, '0', 'the hung-up command ended on the remote');
     assert.ok(masterPid(s.sock), 'the master outlives its runs');
-    await exitMaster(s.sock);
-    assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+    await endMasterCleanly(s.sock);
+  }));
 
-test('the master ends after its idle time, and when killed, leaving the box clean', { timeout: 120_000 }, async () => {
-  const s = socketDir();
-  try {
+test('the master ends after its idle time, and when killed, leaving the box clean', { timeout: 120_000 }, () =>
+  inSocketDir(async (s) => {
     const r = await outrun(['-F', SSH_CONFIG, '-S', s.sock, '-o', 'ControlPersist=2', 'box', 'true']);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(masterPid(s.sock));
@@ -176,16 +173,11 @@ test('the master ends after its idle time, and when killed, leaving the box clea
     assert.equal(after.stdout.toString(), 'ok\n');
     const pid2 = masterPid(s.sock);
     assert.ok(pid2 && pid2 !== pid, 'a new master');
-    await exitMaster(s.sock);
-    assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+    await endMasterCleanly(s.sock);
+  }));
 
-test('a master whose remote agent went away is replaced; the run does not hang', { timeout: 120_000 }, async () => {
-  const s = socketDir();
-  try {
+test('a master whose remote agent went away is replaced; the run does not hang', { timeout: 120_000 }, () =>
+  inSocketDir(async (s) => {
     const r = await outrun(['-F', SSH_CONFIG, '-S', s.sock, '-o', 'ControlPersist=60', 'box', 'true']);
     assert.equal(r.status, 0, r.stderr);
     const pid = masterPid(s.sock)!;
@@ -194,16 +186,11 @@ test('a master whose remote agent went away is replaced; the run does not hang',
     assert.equal(after.status, 0, after.stderr);
     assert.equal(after.stdout.toString(), 'still\n');
     assert.notEqual(masterPid(s.sock), pid);
-    await exitMaster(s.sock);
-    assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+    await endMasterCleanly(s.sock);
+  }));
 
-test('a socket directory others can enter is refused; the run goes direct', { timeout: 60_000 }, async () => {
-  const s = socketDir();
-  try {
+test('a socket directory others can enter is refused; the run goes direct', { timeout: 60_000 }, () =>
+  inSocketDir(async (s) => {
     chmodSync(s.dir, 0o755);
     const r = await outrun(['-F', SSH_CONFIG, '-S', s.sock, '-o', 'ControlPersist=60', '-v', 'box', 'echo', 'direct']);
     assert.equal(r.status, 0, r.stderr);
@@ -211,8 +198,5 @@ test('a socket directory others can enter is refused; the run goes direct', { ti
     assert.match(r.stderr, /open to others/);
     assert.ok(!existsSync(s.sock));
     assert.equal(await waitBoxClean(), '');
-  } finally {
-    s.done();
-  }
-});
+  }));
 
