@@ -15,7 +15,9 @@ import type { AskStale, RunRevalidation } from './run-revalidation';
 /** Handle operations that change the file (or land its writes). */
 const CHANGES_FILE: ReadonlySet<string> = new Set(['write', 'ftruncate', 'flush', 'fsync', 'release']);
 /** Where each handle operation has its handle (fuse-native's argument order). */
-const HANDLE_ARG: Readonly<Record<string, number>> = { read: 1, write: 1, flush: 1, fsync: 2, release: 1, ftruncate: 1 };
+const HANDLE_ARG: Readonly<Record<string, number>> = { read: 1, write: 1, flush: 1, fsync: 2, release: 1, ftruncate: 1, blobFd: 0 };
+/** Operations that answer with a new handle: cb(err, handle, ...). */
+const MAKES_HANDLE: ReadonlySet<string> = new Set(['open', 'create']);
 
 interface Generation {
   ops: FuseOps;
@@ -50,7 +52,7 @@ export class FuseOpsByRun implements RunRevalidation {
     });
     this.current = this.generation();
     const names = Object.keys(this.current.ops);
-    for (const name of names) this.ops[name] = (...args: unknown[]) => this.call(name, args);
+    for (const name of names) this.ops[name] = (...args: unknown[]) => this.call(name, args) as void;
   }
 
   /** The persistent cache the newest generation uses (what the agent saves at the end). */
@@ -78,12 +80,21 @@ export class FuseOpsByRun implements RunRevalidation {
     if (gen !== this.current && gen.open === 0) this.live.delete(gen);
   }
 
-  private call(name: string, args: unknown[]): void {
+  /** Calls an operation of the right generation; what it returns (a synchronous one) comes back. */
+  private call(name: string, args: unknown[]): unknown {
     const at = HANDLE_ARG[name];
     if (at !== undefined) {
       const ours = args[at] as number;
       const h = this.handles.get(ours);
-      const cb = args[args.length - 1] as Cb;
+      const last = args[args.length - 1];
+      // A synchronous handle query (no callback), e.g. the blob behind a handle.
+      if (typeof last !== 'function') {
+        if (!h) return undefined;
+        const inner = [...args];
+        inner[at] = h.inner;
+        return h.gen.ops[name]!(...inner);
+      }
+      const cb = last as Cb;
       if (!h) return cb(-9); // EBADF: not a handle we gave out
       const inner = [...args];
       inner[at] = h.inner;
@@ -101,10 +112,10 @@ export class FuseOpsByRun implements RunRevalidation {
         if (stale) this.forgetEverywhere(h.path);
         cb(...(rest as [number]));
       };
-      return void h.gen.ops[name]!(...inner);
+      return h.gen.ops[name]!(...inner);
     }
     const gen = this.current;
-    if (name === 'open') {
+    if (MAKES_HANDLE.has(name)) {
       const cb = args[args.length - 1] as Cb;
       const inner = [...args];
       inner[inner.length - 1] = (err: number, fd?: number, ...rest: unknown[]) => {
@@ -114,9 +125,9 @@ export class FuseOpsByRun implements RunRevalidation {
         gen.open++;
         cb(0, ours, ...rest);
       };
-      return void gen.ops.open!(...inner);
+      return gen.ops[name]!(...inner);
     }
-    gen.ops[name]!(...args);
+    return gen.ops[name]!(...args);
   }
 
   /** What the newest generation knows goes (it starts again empty); so does the persistent entry. */

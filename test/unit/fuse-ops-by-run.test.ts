@@ -26,6 +26,8 @@ function makeOps(log: string[], landed: string[]) {
       open: (path: string, _flags: number, cb: (e: number, fd?: number) => void) => (log.push(`${me} open ${path}`), cb(0, 7)),
       read: (_path: string, fd: number, _b: Buffer, _l: number, _pos: number, cb: (n: number) => void) => (log.push(`${me} read fd ${fd}`), cb(0)),
       release: (_path: string, fd: number, cb: (e: number) => void) => (log.push(`${me} release fd ${fd}`), cb(0)),
+      create: (path: string, _flags: number, _mode: number, cb: (e: number, fd?: number) => void) => (log.push(`${me} create ${path}`), cb(0, 7)),
+      blobFd: ((fd: number) => 100 * (me + 1) + fd) as unknown as FuseOps[string],
       write: (_path: string, fd: number, _b: Buffer, len: number, _pos: number, cb: (n: number) => void) => (log.push(`${me} write fd ${fd}`), cb(len)),
     };
   };
@@ -68,6 +70,20 @@ test('a write through an older generation\'s handle makes the newest one start a
   assert.equal(n, 3, 'the write\'s result comes back unchanged');
   await call(byRun.ops, 'getattr', '/f');
   assert.deepEqual(log, ['0 open /f', '1 getattr /f', '0 write fd 7', '2 getattr /f']);
+});
+
+test('handles from create are ours too; a synchronous handle query reaches its generation and answers', async () => {
+  const log: string[] = [];
+  const { wb } = fakeWriteBehind();
+  const byRun = new FuseOpsByRun(makeOps(log, []), wb, undefined, async () => undefined);
+  const [, fdA] = await call(byRun.ops, 'create', '/a', 0, 0o644);
+  await byRun.runStarts(async () => 'all');
+  const [, fdB] = await call(byRun.ops, 'create', '/b', 0, 0o644);
+  assert.notEqual(fdA, fdB);
+  const blobFd = byRun.ops.blobFd as unknown as (fd: number) => number;
+  assert.equal(blobFd(fdA as number), 107, 'generation 0 answered for its own handle 7');
+  assert.equal(blobFd(fdB as number), 207, 'generation 1 answered for its own handle 7');
+  assert.equal(blobFd(12345), undefined);
 });
 
 test('a run start reopens the persistent cache and drops what the client found stale', async () => {
