@@ -46,6 +46,12 @@ export class FuseOpsByRun implements RunRevalidation {
     private persistentCache: PersistentCache | undefined,
     /** Opens the persistent cache afresh (from what the last save wrote). */
     private readonly reopen: () => Promise<PersistentCache | undefined>,
+    /**
+     * Drops what the kernel keeps (entries, attributes, pages, listings) at each run's start.
+     * Not needed with fuse-native's layer in a master's session (attribute and negative
+     * timeouts 0, path-based nodes); a layer that lets the kernel keep them must pass it.
+     */
+    private readonly forgetKernel?: () => Promise<void>,
   ) {
     writeBehind.onLanded((path) => {
       for (const g of this.live) for (const l of g.landed) l(path);
@@ -184,5 +190,6 @@ export class FuseOpsByRun implements RunRevalidation {
     const old = this.current;
     this.current = this.generation();
     this.retireIfDone(old);
+    await this.forgetKernel?.();
   }
 }

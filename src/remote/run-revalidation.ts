@@ -17,7 +17,8 @@
 // negative timeout of 0 (agent-session.ts), and the attribute timeout is 0 already; the
 // kernel's positive entries (1 s) are safe with a path-based layer (every open does a
 // getattr by path). A layer that hands the kernel node ids and caches with timeouts above
-// 0 must invalidate them here (FUSE_NOTIFY_INVAL_ENTRY / INVAL_INODE).
+// 0 must invalidate them here (FUSE_NOTIFY_INVAL_ENTRY / INVAL_INODE, and whatever it
+// answers natively): FuseOpsByRun takes that as its `forgetKernel` argument.
 
 /** Asks the client which persistent entries are stale; 'all' when it could not tell. */
 export type AskStale = (probes: Buffer) => Promise<number[] | 'all'>;
