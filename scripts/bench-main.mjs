@@ -8,7 +8,9 @@
 //                     `chroot` into it; cold = first run on a fresh mount, warm = second run on it
 //   outrun            first-ever run (remote runtime cache removed first, upload included),
 //                     then cold (the box's persistent cache /var/cache/outrun/fs emptied first,
-//                     the runtime kept) and warm (the run right after: served from that cache)
+//                     the runtime kept) and warm (the run right after: served from that cache),
+//                     all direct (-S none); then through a live master (-o ControlPersist),
+//                     started by one untimed run after the others
 // Each figure is the median of --runs N (default 5). With --rtt MS everything that crosses the
 // SSH link goes through scripts/delay-relay.mjs, which adds MS ms of round-trip delay.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -346,7 +348,11 @@ async function main() {
       sec.add(variant, s);
       log(`${w.name}/${variant}: ${w.kind === 'rate' ? `${fmtNum(s.rate)} MB/s, ` : ''}${r.seconds.toFixed(3)} s`);
     };
-    const outrunArgv = (extra = []) => [process.execPath, CLI, ...extra, '-F', dataConfig, 'box', ...w.argv];
+    // Direct runs: no master is used even if one is there.
+    const outrunArgv = (extra = ['-S', 'none']) => [process.execPath, CLI, ...extra, '-F', dataConfig, 'box', ...w.argv];
+    const masterSock = join(tmp, `master-${w.name}.sock`);
+    const masterArgv = () => outrunArgv(['-S', masterSock, '-o', 'ControlPersist=600']);
+    const endMaster = () => run([process.execPath, CLI, '-S', masterSock, '-F', dataConfig, '-O', 'exit', 'box'], { timeoutS: 30 });
     const coldPrep = async () => {
       await before();
       const r = await admin('rm -rf /var/cache/outrun/fs');
@@ -418,6 +424,20 @@ async function main() {
         // cold: the remote's persistent cache emptied (the runtime stays); warm: the run after.
         await measure('outCold', outrunArgv(), { rss: true, expectStdout: expect, prep: coldPrep });
         await measure('outWarm', outrunArgv(), { rss: true, expectStdout: expect });
+      }
+
+      // Through a master: apart from the loop above, whose cold runs empty the remote cache
+      // under the master's agent. One untimed run starts it.
+      if (!isInterrupted() && Date.now() < deadline) {
+        log(`${w.name}: through a master (${o.runs} runs)`);
+        const stopMaster = onCleanup(endMaster);
+        await before();
+        await run(masterArgv(), { cwd: w.cwd, env: WORKLOAD_ENV, timeoutS: w.timeoutS + 120 });
+        for (let i = 0; i < o.runs && !isInterrupted() && Date.now() < deadline; i++) {
+          if (w.sshBaseline) await measure('ssh', ['ssh', '-F', dataConfig, '-o', 'BatchMode=yes', 'box', 'true'], { env: process.env });
+          await measure('outMaster', masterArgv(), { rss: true, expectStdout: expect });
+        }
+        await stopMaster();
       }
 
       // ---- counting: one logged run per variant (not timed) ------------------------------------
@@ -537,6 +557,7 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
     ['first', 'outrun, first-ever run (runtime upload)', sCold],
     ['outCold', 'outrun cold (empty remote cache; runtime present)', sCold],
     ['outWarm', 'outrun warm (2nd run: persistent cache)', sWarm],
+    ['outMaster', 'outrun through a live master (-o ControlPersist)', sWarm],
   ];
   const header = rate
     ? ['variant', w.rate?.label ?? 'median MB/s (dd)', 'median wall s', 'min–max MB/s', '× native', '× sshfs', 'requests (outrun: RPCs, critical path)', 'outrun peak RSS']
@@ -590,6 +611,10 @@ function render(sec, o, mach, cmdline, sshfsWhy) {
   if (sec.methodsWarm) {
     const top = Object.entries(sec.methodsWarm).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, c]) => `${m} ${c}`).join(', ');
     notes.push(`outrun RPCs by kind, warm: ${top || 'none'}.`);
+  }
+  if (w.sshBaseline && Number.isFinite(med('ssh'))) {
+    const vs = (v) => fmtRatio(ratio(med(v), med('ssh')));
+    notes.push(`Against \`ssh box true\`: outrun cold ${vs('outCold')}, warm ${vs('outWarm')}, through a live master ${vs('outMaster')} (targets: a cold run at most 1.5×, through a master at most 0.25×).`);
   }
   for (const [v, e] of Object.entries(sec.errors)) if (sec.samples[v]?.some((s) => Number.isFinite(s.seconds))) notes.push(`${v}: some runs failed or differed: ${e}`);
   if (sec.foreignSamples) notes.push(`**Other outrun clients or test runs were active on this machine at ${sec.foreignSamples} of ${sec.totalSamples} measurements** (shared CPU and box: noisier figures).`);

@@ -10,6 +10,7 @@ import type { ResolveOptions } from './ssh-config';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
+       outrun [-S PATH] -O check|exit [user@]host
 
 Runs a local command on a remote Linux machine over SSH, as if it ran locally.
 Options must come before the destination; everything after it is the command.
@@ -29,6 +30,15 @@ options:
                   -vv adds the agent's log, -vvv ssh2's trace
   -t              force a pseudo-terminal for the command
   -T              never allocate a pseudo-terminal
+  -o ControlPersist=SECONDS|yes|no
+                  keep a background master for this user and destination that holds
+                  the connection, the remote agent and its caches, so later runs start
+                  with one exec; it ends after SECONDS idle (yes: only at -O exit or
+                  when the connection ends). Default no. While it lives, the remote's
+                  root can read your local files (see README, Connection reuse)
+  -S PATH         the master's socket (default $XDG_RUNTIME_DIR/outrun/ or
+                  /tmp/outrun-UID/, a directory only you can enter)
+  -O check|exit   ask the destination's master whether it runs, or to end
   --              end of options
   --stats         at the end, print on stderr: RPCs by kind, round trips, bytes each
                   way, time waiting on the network, the agent's cache hits and misses
@@ -71,6 +81,23 @@ export interface CliOptions {
   cachePaths?: string[];
   /** --cache-size in bytes. */
   cacheBytes?: number;
+  /** -o ControlPersist: idle milliseconds before the master ends; 'forever' (yes); undefined: no master. */
+  controlPersist?: number | 'forever';
+  /** -S */
+  controlPath?: string;
+  /** -O */
+  controlCommand?: 'check' | 'exit';
+}
+
+/** -o ControlPersist's value, as ssh reads it: yes, no, seconds (or 1m, 2h...). */
+export function parseControlPersist(text: string): number | 'forever' | 'no' | undefined {
+  const v = text.trim().toLowerCase();
+  if (v === 'yes' || v === 'true' || v === '0') return 'forever';
+  if (v === 'no' || v === 'false') return 'no';
+  const m = /^(\d+)([smhdw]?)$/.exec(v);
+  if (!m) return undefined;
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]!]!;
+  return Number(m[1]) * unit * 1000;
 }
 
 /** "512M", "4G", "100000" -> bytes; undefined if malformed. */
@@ -90,7 +117,8 @@ export interface Destination {
 
 export type ParsedArgs =
   | { action: 'run'; options: CliOptions; destination: Destination; command: string[] }
-  | { action: 'help' | 'version'; options: CliOptions; destination?: Destination; command: string[] };
+  | { action: 'help' | 'version'; options: CliOptions; destination?: Destination; command: string[] }
+  | { action: 'control'; options: CliOptions; destination: Destination; command: [] };
 
 const HINT = 'see outrun --help';
 
@@ -99,7 +127,7 @@ function usageError(message: string): OutrunError {
 }
 
 /** Options that take an argument. */
-const WITH_ARG = new Set(['p', 'l', 'i', 'F', 'o', 'J']);
+const WITH_ARG = new Set(['p', 'l', 'i', 'F', 'o', 'J', 'S', 'O']);
 /** Options that are flags. */
 const FLAGS = new Set(['v', 't', 'T', 'C']);
 
@@ -242,6 +270,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   if (options.jump !== undefined && 'proxycommand' in options.sshOptions)
     throw usageError('-J cannot be combined with -o ProxyCommand');
+  if (options.controlCommand) {
+    if (i >= argv.length) throw usageError(`-O ${options.controlCommand} needs a destination`);
+    if (i + 1 < argv.length) throw usageError(`-O ${options.controlCommand} takes no command`);
+    return { action: 'control', options, destination: parseDestination(argv[i]), command: [] };
+  }
   if (i >= argv.length) throw usageError('missing destination and command');
   const destination = parseDestination(argv[i]);
   const command = argv.slice(i + 1);
@@ -270,9 +303,24 @@ function applyOption(options: CliOptions, letter: string, value: string): void {
       const [key, val] = splitSshOption(value);
       if (key === 'host' || key === 'match' || key === 'include')
         throw usageError(`-o ${key}: not allowed on the command line`);
+      // Outrun's own, not an ssh_config setting (a master here also serves local files).
+      if (key === 'controlpersist') {
+        const persist = parseControlPersist(val);
+        if (persist === undefined) throw usageError(`bad -o ControlPersist '${val}': expected SECONDS, yes or no`);
+        if (!('controlPersist' in options)) options.controlPersist = persist === 'no' ? undefined : persist;
+        return;
+      }
       if (!(key in options.sshOptions)) options.sshOptions[key] = val;
       return;
     }
+    case 'S':
+      if (value === '') throw usageError('empty path in -S');
+      options.controlPath = value;
+      return;
+    case 'O':
+      if (value !== 'check' && value !== 'exit') throw usageError(`-O '${value}': expected check or exit`);
+      options.controlCommand = value;
+      return;
     case 'J':
       if (options.jump !== undefined) throw usageError('only one -J option is allowed');
       if (value === '') throw usageError('empty jump host in -J');

@@ -8,20 +8,21 @@ import { parseArgs, toResolveOptions, USAGE } from './cli-args';
 import { asOutrunError, ExitStatus, OutrunError } from './errors';
 import { localExecSpec } from './exec-spec';
 import { loadLocalRuntime } from './runtime';
-import { ensureRemoteRuntime } from './bootstrap';
 import { resolveSshConfig } from './ssh-config';
-import { connectSsh } from './ssh-connect';
-import { runSession } from './session';
 import { guardLocalTerminal } from './hangup';
 import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
+import { PhaseTimes } from './phase-times';
+import { controlSocketPath } from './control-path';
+import { controlRequest } from './master-client';
+import { runThroughMaster } from './master-run';
 
 const VERSION = '0.1.0';
 
 async function main(argv: string[]): Promise<number> {
   guardLocalTerminal();
   const parsed = parseArgs(argv);
-  if (parsed.action !== 'run') {
+  if (parsed.action !== 'run' && parsed.action !== 'control') {
     process.stdout.write(parsed.action === 'help' ? USAGE : `outrun ${VERSION}\n`);
     return 0;
   }
@@ -32,28 +33,65 @@ async function main(argv: string[]): Promise<number> {
   const started = performance.now();
   const at = () => `${(performance.now() - started).toFixed(0)} ms`;
 
-  const runtime = loadLocalRuntime();
+  const phases = new PhaseTimes();
   const resolved = resolveSshConfig(toResolveOptions(parsed));
+  // -S none: no master, neither used nor started.
+  const socketPath =
+    options.controlPath === 'none'
+      ? undefined
+      : controlSocketPath(
+          { user: resolved.user, hostName: resolved.hostName, port: resolved.port, via: resolved.proxyJump ?? resolved.proxyCommand },
+          options.controlPath,
+        );
+  if (parsed.action === 'control') return controlCommand(options.controlCommand!, socketPath);
+  const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
+  const command = parsed.command;
+  const spec = localExecSpec(command);
+  if (socketPath) {
+    const status = await runThroughMaster({
+      socketPath,
+      persist: options.controlPersist,
+      connectArgv: argv.slice(0, argv.length - command.length),
+      spec,
+      pty,
+      stats: !!options.stats,
+      phases,
+      verbose: options.verbose,
+      log,
+    });
+    if (status !== undefined) return status;
+  }
+  // Loaded only for a direct run (ssh2, grpc-js, protobufjs: about 240 ms of a start): a
+  // run attached to a master needs none of them.
+  const runtime = loadLocalRuntime();
+  const { connectSsh } = await import('./ssh-connect');
   const interactive = !!process.stdin.isTTY;
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
   log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
+  phases.mark('connect');
   let lost: OutrunError | undefined;
   conn.on('error', (err: Error) => {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
   try {
-    const { remoteDir, uploaded } = await ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    const { ensureRemoteRuntime } = await import('./bootstrap');
+    const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    ensuring.catch(() => undefined);
+    // The session's code (grpc-js, protobufjs) loads while the remote runs the probe.
+    const { runSession } = await import('./session');
+    const { remoteDir, uploaded } = await ensuring;
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
-    const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
+    phases.mark('runtime check');
     return await runSession({
       conn,
       remoteDir,
       loader: runtime.loader,
-      spec: localExecSpec(parsed.command),
+      spec,
       pty,
       verbose: options.verbose,
       log,
       stats: !!options.stats,
+      phases,
       remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0
@@ -66,6 +104,18 @@ async function main(argv: string[]): Promise<number> {
     conn.end();
     log(`connection closed (${at()})`);
   }
+}
+
+/** -O check / -O exit, with ssh's messages and statuses. */
+async function controlCommand(request: 'check' | 'exit', socketPath: string | undefined): Promise<number> {
+  if (!socketPath) throw new OutrunError('USAGE', `-O ${request} needs a control socket (not -S none)`);
+  const r = await controlRequest(socketPath, request);
+  if (typeof r === 'number') {
+    process.stderr.write(request === 'check' ? `Master running (pid=${r})\n` : 'Exit request sent.\n');
+    return 0;
+  }
+  process.stderr.write(`Control socket connect(${socketPath}): ${'none' in r ? 'no master running' : r.message}\n`);
+  return ExitStatus.SSH;
 }
 
 /** Exit once stdout and stderr have drained (they may be pipes a reader is slow on). */

@@ -35,6 +35,9 @@ export type ErrorCode =
   | 'AGENT_FAILED'
   | 'MOUNT_FAILED'
   | 'EXEC_FAILED'
+  | 'CONTROL_PATH_UNSAFE'
+  | 'MASTER_UNAVAILABLE'
+  | 'MASTER_BUSY'
   | 'INTERNAL';
 
 const SSH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

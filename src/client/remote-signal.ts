@@ -22,6 +22,8 @@ export class RemoteSignals {
     private readonly log: (msg: string) => void,
     /** Settles when the command's channel closes: nothing is retried after that. */
     ended: Promise<unknown>,
+    /** Which of the session's runs (a master's attached runs are named); undefined: the only one. */
+    private readonly run?: string,
   ) {
     void ended.finally(() => (this.commandEnded = true));
   }
@@ -44,7 +46,7 @@ export class RemoteSignals {
 
   /** One try: resolves true when the helper took the signal. */
   private once(name: RemoteSignalName): Promise<boolean> {
-    const command = shellQuote([this.helperPath, 'signal', this.sessionDir, name]);
+    const command = shellQuote([this.helperPath, 'signal', this.sessionDir, name, ...(this.run ? [this.run] : [])]);
     return new Promise((resolve) => {
       const opened = (err: Error | undefined, ch: ClientChannel) => {
         if (err) {

@@ -219,6 +219,25 @@ export class FuseNodes {
     this.listings.delete(id);
   }
 
+  /**
+   * Drops what the kernel holds of every node (attributes; names of everything but
+   * directories, which may be mount points) and what the addon would repeat, and resolves
+   * once the kernel has taken it: for a run that must see every change made before it.
+   */
+  async invalidateAll(): Promise<void> {
+    const sent: Promise<void>[] = [];
+    for (const node of this.table.all()) {
+      this.kernel.attrDrop(node.id);
+      const st = this.state.get(node.id);
+      if (st) st.pageVersion = st.listVersion = undefined;
+      sent.push(this.kernel.notify(notifyInvalInode(node.id, -1, 0)));
+      const isDir = ((node.attr?.mode ?? 0) & 0o170000) === 0o040000;
+      if (!isDir && node.parent && node.name !== undefined) sent.push(this.kernel.notify(notifyInvalEntry(node.parent.id, fromByteString(node.name))));
+    }
+    this.listings.clear();
+    await Promise.all(sent);
+  }
+
   private st(node: Node): CacheState {
     let s = this.state.get(node.id);
     if (!s) this.state.set(node.id, (s = { cachedOpens: 0, passthroughOpens: 0 }));

@@ -47,6 +47,11 @@ export class InodeTable {
     return this.byId.size;
   }
 
+  /** Every node (the root first). */
+  all(): IterableIterator<Node> {
+    return this.byId.values();
+  }
+
   get(id: number): Node | undefined {
     return this.byId.get(id);
   }

@@ -20,6 +20,8 @@ import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
 import type { MountedTree } from './mount';
 import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch';
+import { FuseOpsByRun } from './fuse-ops-by-run';
+import { StaleAnswers } from './stale-answers';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
@@ -101,20 +103,26 @@ async function main(): Promise<void> {
 
   // The persistent cache is an optimisation: if it cannot be opened, the session runs without.
   let persistent: PersistentCache | undefined;
+  // A master's later runs reopen it (fuse-ops-by-run.ts): the newest is the one saved.
+  let byRun: FuseOpsByRun | undefined;
   beforeExit = async () => {
-    await persistent?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
+    await (byRun?.persistent ?? persistent)?.save().catch((err) => log(`saving the persistent cache failed: ${err.message}`));
   };
-  if (preamble.cache && validCache(preamble.cache) && preamble.cache.trees.length > 0) {
-    persistent = await PersistentCache.open({
-      dir: join(CACHE_ROOT, preamble.cache.key),
-      scope: new CacheScope(preamble.cache.trees),
-      maxBytes: preamble.cache.maxBytes,
-      log,
-    }).catch((err) => {
-      log(`persistent cache unavailable: ${err.message}`);
-      return undefined;
-    });
-  }
+  const cacheSpec = preamble.cache;
+  const openPersistent =
+    cacheSpec && validCache(cacheSpec) && cacheSpec.trees.length > 0
+      ? () =>
+          PersistentCache.open({
+            dir: join(CACHE_ROOT, cacheSpec.key),
+            scope: new CacheScope(cacheSpec.trees),
+            maxBytes: cacheSpec.maxBytes,
+            log,
+          }).catch((err) => {
+            log(`persistent cache unavailable: ${err.message}`);
+            return undefined;
+          })
+      : undefined;
+  persistent = await openPersistent?.();
 
   const probes = persistent?.probes() ?? Buffer.alloc(0);
   const tHello = performance.now();
@@ -168,7 +176,25 @@ async function main(): Promise<void> {
   /** The kernel's view of the tree (its inode table), once mounted. */
   let kernelFs: MountedTree | undefined;
   let writeBehind: WriteBehind | undefined;
+  const stale = new StaleAnswers();
   control.on('data', async (order: pb.ClientOrder) => {
+    if (order.stale) stale.answer(order.stale);
+    // A master's run starts: caches revalidated first (run-revalidation.ts), then RunReady.
+    if (order.runStart && byRun && !shuttingDown) {
+      const id = order.runStart.id ?? 0;
+      const error = await byRun
+        .runStarts((probes) => {
+          const answer = stale.wait(id);
+          control.write({ revalidate: { id, probes } });
+          return answer;
+        })
+        .then(
+          () => '',
+          (err: Error) => err.message || 'revalidation failed',
+        );
+      if (error) log(`run ${id}: ${error}`);
+      control.write({ runReady: { id, error } });
+    }
     if (order.shutdown && !shuttingDown) {
       log(`shutdown: ${order.shutdown.reason}`);
       shuttingDown = true;
@@ -185,6 +211,8 @@ async function main(): Promise<void> {
         ? { 'persist.loaded': persistent.stats.loaded, 'persist.stale': persistent.stats.stale }
         : {};
       if (kernelFs) Object.assign(cacheCounters, kernelFs.counters(), { 'fuse.nodes': kernelFs.nodes.table.size });
+      const latest = byRun?.persistent;
+      if (latest && latest !== persistent) cacheCounters['persist.stale-at-run-starts'] = latest.stats.stale;
       // A client that waits for them (--stats) ends the stream once it has them; one that
       // does not has closed the channel already. Exiting sooner could cut them off on their
       // way out through the bridge.
@@ -217,17 +245,31 @@ async function main(): Promise<void> {
     setTimeout(() => finish(EXIT.LOST), LINK_LOST_GRACE_MS);
   });
   writeBehind = makeWriteBehind(fs);
-  const ops = makeFuseOps(fs, {
-    // The agent's own cache answers for a second what the kernel asks again (after an
-    // invalidation, or a kernel that dropped its copy); the kernel keeps things longer.
-    attrTimeoutMs: 1000,
-    negativeTimeoutMs: Math.min(mountOptions.negativeTimeoutS, 1) * 1000,
-    onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
-    counters,
-    persistent,
-    warm: hello.warm,
+  let warm: typeof hello.warm | undefined = hello.warm;
+  byRun = new FuseOpsByRun(
+    (persistentNow, writeBehindNow) => {
+      const ops = makeFuseOps(fs, {
+        // The agent's own caches answer for a second what the kernel asks again (after an
+        // invalidation, or a kernel that dropped its copy); the kernel keeps things longer.
+        attrTimeoutMs: 1000,
+        negativeTimeoutMs: 1000,
+        onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
+        counters,
+        persistent: persistentNow,
+        // Listed at the session's start: for its first run only.
+        warm,
+        writeBehind: writeBehindNow,
+      });
+      warm = undefined;
+      return ops;
+    },
     writeBehind,
-  });
+    persistent,
+    async () => openPersistent?.(),
+    // A run through a master starts with nothing the kernel kept from the runs before it.
+    async () => kernelFs?.nodes.invalidateAll(),
+  );
+  const ops = byRun.ops;
 
   const root = join(preamble.sessionDir, 'root');
   try {

@@ -4,10 +4,12 @@
  *
  *   outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...]
  *   outrun-helper bind ROOT
- *   outrun-helper exec SESSION_DIR
- *   outrun-helper signal SESSION_DIR NAME      (NAME: INT, TERM, ..., KILL, or HANGUP)
+ *   outrun-helper exec SESSION_DIR [RUN]
+ *   outrun-helper signal SESSION_DIR NAME [RUN] (NAME: INT, TERM, ..., KILL, or HANGUP)
  *   outrun-helper --version
  *
+ * RUN names one of several commands run in one session (a master's attached runs): each
+ * records its pids under its own name, so that a signal reaches the right one.
  * SESSION_DIR is /run/outrun/NAME. Every error is one line on stderr starting "outrun-helper: ",
  * except the user-facing failures of `exec` that a shell would report ("outrun: ...").
  * Nothing but the `exec` handshake and `--version` ever writes to stdout: in `agent`, stdio
@@ -108,7 +110,7 @@ __attribute__((format(printf, 2, 3), noreturn)) static void die(int status, cons
 
 static void usage(void) {
   msg("usage: outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
-      "outrun-helper exec SESSION_DIR | outrun-helper signal SESSION_DIR NAME | outrun-helper --version");
+      "outrun-helper exec SESSION_DIR [RUN] | outrun-helper signal SESSION_DIR NAME [RUN] | outrun-helper --version");
   exit(EXIT_USAGE);
 }
 
@@ -232,6 +234,20 @@ static int write_pid_file(const char *dir, const char *name, pid_t pid) {
     return -1;
   }
   return 0;
+}
+
+/* The name of a run's pid file: "exec.pid", or "exec-RUN.pid" for a named run. RUN is 1-32 of
+ * [A-Za-z0-9] (it comes from the client: never a path). */
+static void run_file(char *out, size_t size, const char *base, const char *run) {
+  if (!run) {
+    snprintf(out, size, "%s.pid", base);
+    return;
+  }
+  size_t n = strlen(run);
+  if (n < 1 || n > 32) die(EXIT_USAGE, "bad run name");
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)run[i])) die(EXIT_USAGE, "bad run name");
+  snprintf(out, size, "%s-%s.pid", base, run);
 }
 
 /* ---------------------------------------------------------------- session directories */
@@ -848,9 +864,12 @@ static void join_session(const char *session) {
 }
 
 static int cmd_exec(int argc, char **argv) {
-  if (argc != 3) usage();
+  if (argc != 3 && argc != 4) usage();
   const char *session = argv[2];
   check_session_path(session);
+  char exec_pid_name[64], cmd_pid_name[64];
+  run_file(exec_pid_name, sizeof exec_pid_name, "exec", argc == 4 ? argv[3] : NULL);
+  run_file(cmd_pid_name, sizeof cmd_pid_name, "cmd", argc == 4 ? argv[3] : NULL);
 
   /* a. Handshake. The tty goes raw first, so nothing is echoed and READY is sent verbatim. */
   int tty = isatty(0);
@@ -1000,7 +1019,7 @@ static int cmd_exec(int argc, char **argv) {
 
   /* Where `outrun-helper signal` finds us: OpenSSH refuses "signal" channel requests for root
    * sessions (no post-auth privilege separation), so the client signals through that instead. */
-  if (write_pid_file(session, "exec.pid", getpid()) < 0 || write_pid_file(session, "cmd.pid", child) < 0)
+  if (write_pid_file(session, exec_pid_name, getpid()) < 0 || write_pid_file(session, cmd_pid_name, child) < 0)
     umsg("warning: cannot record the command's pid in %s: %s", session, strerror(errno));
 
   /* e. Running: forward signals until the command ends. */
@@ -1030,6 +1049,12 @@ static int cmd_exec(int argc, char **argv) {
     if (p == child) break;
   }
   if (tty && fg_before > 0) tcsetpgrp(0, fg_before);
+  /* A named run's files go with it (a master's session outlives many runs). */
+  if (argc == 4) {
+    char path[PATH_MAX];
+    if (join_path(path, sizeof path, session, cmd_pid_name) == 0) unlink(path);
+    if (join_path(path, sizeof path, session, exec_pid_name) == 0) unlink(path);
+  }
   exit_like(status);
 }
 
@@ -1070,9 +1095,12 @@ static pid_t parent_of(pid_t pid) {
  * exec helper give the command SIGHUP and hang up its terminal: reads then see end of file and
  * writes fail with EIO, the foreground group gets SIGHUP when the helper ends, as locally. */
 static int cmd_signal(int argc, char **argv) {
-  if (argc != 4) usage();
+  if (argc != 4 && argc != 5) usage();
   const char *session = argv[2];
   check_session_path(session);
+  char exec_pid_name[64], cmd_pid_name[64];
+  run_file(exec_pid_name, sizeof exec_pid_name, "exec", argc == 5 ? argv[4] : NULL);
+  run_file(cmd_pid_name, sizeof cmd_pid_name, "cmd", argc == 5 ? argv[4] : NULL);
   int sig = 0;
   int hangup = strcmp(argv[3], "HANGUP") == 0;
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
@@ -1081,7 +1109,7 @@ static int cmd_signal(int argc, char **argv) {
   const char *why;
   if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
   char path[PATH_MAX];
-  if (join_path(path, sizeof path, session, "exec.pid") < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
+  if (join_path(path, sizeof path, session, exec_pid_name) < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
   pid_t helper = read_pid_file(path);
   if (helper < 0) die(EXIT_OUTRUN, "session %s runs no command: %s", session, strerror(errno));
   /* The pid must still be an outrun-helper (same executable as us), not a recycled pid. */
@@ -1101,7 +1129,7 @@ static int cmd_signal(int argc, char **argv) {
     if (kill(helper, sig) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)helper, strerror(errno));
     return 0;
   }
-  if (join_path(path, sizeof path, session, "cmd.pid") < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
+  if (join_path(path, sizeof path, session, cmd_pid_name) < 0) die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
   pid_t cmd = read_pid_file(path);
   if (cmd < 0 || parent_of(cmd) != helper) die(EXIT_OUTRUN, "session %s runs no command any more", session);
   if (kill(-cmd, SIGKILL) < 0 && kill(cmd, SIGKILL) < 0) die(EXIT_OUTRUN, "kill %ld: %s", (long)cmd, strerror(errno));
