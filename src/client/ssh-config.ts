@@ -22,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { OutrunError } from './errors';
 import { matchExecSucceeds } from './ssh-match-exec';
+import { keywordUse } from './ssh-config-keywords';
 
 export type StrictHostKeyChecking = 'yes' | 'no' | 'accept-new' | 'ask';
 
@@ -170,12 +171,12 @@ export function splitArgs(text: string): string[] | Error {
 }
 
 /** `keyword rest`, `keyword=rest`, `keyword = rest`; null for blank and comment lines. */
-function splitKeyword(line: string): { keyword: string; rest: string } | null {
+function splitKeyword(line: string): { keyword: string; spelled: string; rest: string } | null {
   const trimmed = line.trim();
   if (trimmed === '' || trimmed.startsWith('#')) return null;
   const m = /^([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)$/s.exec(trimmed);
   if (!m) return null;
-  return { keyword: m[1].toLowerCase(), rest: m[2] };
+  return { keyword: m[1].toLowerCase(), spelled: m[1], rest: m[2] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,34 +290,6 @@ export function expandTilde(p: string, home: string, what: string): string {
 // ---------------------------------------------------------------------------------------------
 // The settings collected while reading
 
-/** Keywords outrun uses. Anything else in a config file is ignored silently. */
-const SUPPORTED = new Set([
-  'hostname',
-  'user',
-  'port',
-  'identityfile',
-  'identitiesonly',
-  'userknownhostsfile',
-  'globalknownhostsfile',
-  'stricthostkeychecking',
-  'proxyjump',
-  'proxycommand',
-  'connecttimeout',
-  'serveraliveinterval',
-  'serveralivecountmax',
-  'hostkeyalias',
-  'batchmode',
-  'identityagent',
-  'compression',
-]);
-
-/** Keywords accepted and deliberately ignored (no warning for -o). */
-const IGNORED_QUIETLY = new Set(['addkeystoagent', 'loglevel', 'hashknownhosts', 'sendenv', 'setenv',
-  'forwardagent', 'forwardx11', 'requesttty', 'controlmaster', 'controlpath', 'controlpersist', 'visualhostkey',
-  'updatehostkeys', 'checkhostip', 'gssapiauthentication', 'gssapidelegatecredentials', 'ignoreunknown',
-  'preferredauthentications', 'pubkeyauthentication', 'passwordauthentication', 'kbdinteractiveauthentication',
-  'tcpkeepalive', 'addressfamily', 'canonicalizehostname', 'usekeychain']);
-
 interface Settings {
   values: Map<string, string>;
   lists: Map<string, string[]>;
@@ -333,6 +306,8 @@ interface Ctx {
   warn: (msg: string) => void;
   /** For `Match exec` (its shell and environment). */
   env: NodeJS.ProcessEnv;
+  /** Keywords already reported as unsupported or unknown (once each). */
+  reported: Set<string>;
   /** Second pass for `Match final`/`canonical`. */
   finalPass: boolean;
   sawFinal: boolean;
@@ -350,9 +325,40 @@ function yesNo(value: string, where: string, keyword: string): boolean {
   throw configError(where, `bad value '${value}' for ${keyword}: expected yes or no`);
 }
 
+/**
+ * A keyword outrun does not honour: nothing for one without effect on the connection; one line
+ * on stderr for one that would change where or how to connect, and for an unknown one (unless
+ * IgnoreUnknown names it). Once per keyword.
+ */
+function reportNotHonoured(ctx: Ctx, keyword: string, spelled: string, rest: string, where: string): void {
+  const use = keywordUse(keyword);
+  if (use?.use === 'no-effect' || ctx.reported.has(keyword)) return;
+  if (use === undefined) {
+    const ignore = ctx.settings.values.get('ignoreunknown');
+    if (ignore !== undefined && matchPatternList(ignore.split(','), keyword)) return;
+    ctx.reported.add(keyword);
+    ctx.warn(`${where}: unknown keyword '${spelled}', ignored`);
+    return;
+  }
+  if (use.use !== 'unsupported') return;
+  const value = rest.trim().replace(/\s+/g, ' ').toLowerCase();
+  if (use.neutral.includes(value)) return;
+  ctx.reported.add(keyword);
+  ctx.warn(`${where}: ${spelled} is not supported by outrun (${use.what}); connecting without it`);
+}
+
 /** Apply one `keyword args` line (already known to be active). */
-function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string): void {
+function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string, spelled = keyword): void {
   const s = ctx.settings;
+  if (keyword === 'ignoreunknown') {
+    // Patterns (a comma-separated list); the first value wins, and it only covers what follows.
+    if (!s.values.has(keyword)) s.values.set(keyword, rest.trim().toLowerCase());
+    return;
+  }
+  if (keywordUse(keyword)?.use !== 'honoured') {
+    reportNotHonoured(ctx, keyword, spelled, rest, where);
+    return;
+  }
   if (keyword === 'proxycommand') {
     // The rest of the line, verbatim: it is a shell command.
     if (rest === '') throw configError(where, 'missing argument for ProxyCommand');
@@ -360,7 +366,6 @@ function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string): v
     if (!s.proxy || (s.proxy.kind === 'jump' && s.proxy.value.toLowerCase() === 'none')) s.proxy = { kind: 'command', value: rest };
     return;
   }
-  if (!SUPPORTED.has(keyword)) return;
   const args = splitArgs(rest);
   if (args instanceof Error) throw configError(where, args.message);
   if (args.length === 0) throw configError(where, `missing argument for ${keyword}`);
@@ -608,7 +613,7 @@ function readConfigFile(
       }
       continue;
     }
-    applyKeyword(ctx, keyword, rest, where);
+    applyKeyword(ctx, keyword, rest, where, kw.spelled);
   }
 }
 
@@ -624,7 +629,7 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
   const warn = opts.warn ?? defaultWarn;
   const systemConfigFile = opts.systemConfigFile ?? '/etc/ssh/ssh_config';
   const settings: Settings = { values: new Map(), lists: new Map(), identityFiles: [] };
-  const ctx: Ctx = { host: opts.host, localUser, home, settings, warn, env, finalPass: false, sawFinal: false };
+  const ctx: Ctx = { host: opts.host, localUser, home, settings, warn, env, reported: new Set(), finalPass: false, sawFinal: false };
 
   // 1. The command line: -l, -p, -i first, then the -o options.
   if (opts.user !== undefined) settings.values.set('user', opts.user);
@@ -635,11 +640,10 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
     const where = `command line option -o ${rawKey}=${value}`;
     if (key === 'host' || key === 'match' || key === 'include')
       throw new OutrunError('SSH_CONFIG', `${where}: not allowed on the command line`);
-    if (!SUPPORTED.has(key) && key !== 'proxycommand' && !IGNORED_QUIETLY.has(key)) {
-      warn(`-o ${rawKey}: not used by outrun, ignored`);
-      continue;
-    }
-    applyKeyword(ctx, key, value, where);
+    // A keyword typed just now that no ssh_config knows is a mistake: refused, as ssh does.
+    if (keywordUse(key) === undefined && key !== 'ignoreunknown')
+      throw new OutrunError('USAGE', `-o ${rawKey}: unknown ssh_config keyword`, { hint: 'see ssh_config(5) for the keywords' });
+    applyKeyword(ctx, key, value, where, rawKey);
   }
 
   // 2. The files.

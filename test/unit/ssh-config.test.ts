@@ -347,7 +347,7 @@ describe('reading files', () => {
     assert.equal(a.hostKeyAlias, 'alias-key');
     const b = resolve('b', { configFile: cfg });
     assert.equal(b.strictHostKeyChecking, 'yes');
-    assert.equal(warnings.length, 0);
+    assert.deepEqual(warnings, [`${cfg} line 12: unknown keyword 'SomeUnknownKeyword', ignored`]);
   });
 
   test('bad values name the file and line', () => {
@@ -359,9 +359,13 @@ describe('reading files', () => {
     configError(() => resolve('x', { configFile: 'none', overrides: { Port: 'abc' } }), /-o Port=abc: bad port/);
   });
 
-  test('-o with a keyword outrun does not use: a warning', () => {
-    resolve('x', { configFile: 'none', overrides: { Frobnicate: 'yes', LogLevel: 'QUIET' } });
-    assert.deepEqual(warnings, ['-o Frobnicate: not used by outrun, ignored']);
+  test('-o with a keyword no ssh_config has: refused (exit 2); one without effect: accepted quietly', () => {
+    assert.throws(
+      () => resolve('x', { configFile: 'none', overrides: { Frobnicate: 'yes' } }),
+      (err: unknown) => err instanceof OutrunError && err.code === 'USAGE' && err.exitStatus === 2 && /-o Frobnicate: unknown ssh_config keyword/.test(err.message),
+    );
+    resolve('x', { configFile: 'none', overrides: { LogLevel: 'QUIET' } });
+    assert.deepEqual(warnings, []);
   });
 });
 
