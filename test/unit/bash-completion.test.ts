@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { USAGE } from '../../src/client/cli-args';
+import { SSH_CONFIG_KEYWORDS } from '../../src/client/ssh-config-keywords';
 import { CHECKOUT, optionsInHelp } from './option-lists';
 
 const COMPLETION = path.join(CHECKOUT, 'completion/outrun.bash');
@@ -91,6 +92,13 @@ describe('bash completion', () => {
     assert.deepEqual(complete('outrun box zz-ffmpeg other_'), ['other_config']);
     const own = '_command_offset() { COMPREPLY=("offset=$1" "word=${COMP_WORDS[$1]}"); }';
     assert.deepEqual(complete('outrun -i key box zz-ffmpeg -', own), ['offset=4', 'word=zz-ffmpeg']);
+  });
+
+  test('-o offers exactly the ssh_config keywords outrun honours', () => {
+    const text = fs.readFileSync(COMPLETION, 'utf8');
+    const offered = /^_outrun_ssh_keys='([^']*)'$/m.exec(text)![1].split(' ').map((k) => k.toLowerCase()).sort();
+    const honoured = Object.keys(SSH_CONFIG_KEYWORDS).filter((k) => SSH_CONFIG_KEYWORDS[k]!.use === 'honoured').sort();
+    assert.deepEqual(offered, honoured);
   });
 
   test('option arguments: ssh keys for -o, files for -i and -F', () => {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { USAGE } from '../../src/client/cli-args';
+import { SSH_CONFIG_KEYWORDS } from '../../src/client/ssh-config-keywords';
 import { CHECKOUT, optionsInHelp, optionsInManPage } from './option-lists';
 
 const MAN_PAGE = path.join(CHECKOUT, 'man/outrun.1');
@@ -29,4 +30,17 @@ test('outrun(1) renders without a groff warning', () => {
   assert.equal(r.error, undefined, 'groff missing: scripts/system-packages test installs man-db (groff-base)');
   assert.equal(r.stderr, '');
   assert.equal(r.status, 0);
+});
+
+test('outrun(1) names exactly the ssh_config keywords outrun honours', () => {
+  const files = roff.split(/^\.SH FILES$/m)[1]!;
+  const listed = /The keys outrun honours: ([^.]*)\./.exec(files.replace(/\n/g, ' '))![1]!;
+  const named = listed
+    .replace(/\([^)]*\)/g, '')
+    .split(',')
+    .map((k) => k.trim().toLowerCase())
+    .filter((k) => !['host', 'match', 'include', 'ignoreunknown'].includes(k))
+    .sort();
+  const honoured = Object.keys(SSH_CONFIG_KEYWORDS).filter((k) => SSH_CONFIG_KEYWORDS[k]!.use === 'honoured').sort();
+  assert.deepEqual(named, honoured);
 });
