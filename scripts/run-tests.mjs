@@ -46,7 +46,8 @@ if (which === 'unit' || which === 'all') {
   else failed = 1;
   const helperTest = path.join(ROOT, 'test/helper/helper.test.sh');
   if (fs.existsSync(helperTest)) {
-    failed |= spawnSync('bash', [helperTest], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+    if (needsRoot("outrun-helper's own test")) failed |= spawnSync('bash', [helperTest], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+    else failed = 1;
   }
 }
 if (which === 'e2e' || which === 'all') {
