@@ -26,6 +26,11 @@ function testboxSlot() {
 }
 export const BENCH_DIR = `/var/tmp/outrun-bench-slot${testboxSlot()}`;
 const BIG = join(BENCH_DIR, 'read-1g.bin');
+/** In a tree outrun keeps between runs (/opt is in the default --cache-paths): its content
+ * lands in the box's blob store at the cold run and is passed through at the warm one. */
+export const CACHED_DIR = `/opt/outrun-bench-slot${testboxSlot()}`;
+const CACHED = join(CACHED_DIR, 'cached-64m.bin');
+const CACHED_READS = 8;
 const WOUT = join(BENCH_DIR, 'write-1g.bin');
 const CPROJ = join(BENCH_DIR, 'cproj');
 const CLIP = join(BENCH_DIR, 'clip.mp4');
@@ -401,6 +406,50 @@ WORKLOADS.push(
   },
 );
 
+WORKLOADS.push(
+  {
+    name: 'find2',
+    title: 'a second `find /usr/share -type f` in the same run, right after a first (what the remote kernel kept)',
+    argv: ['sh', '-c', 'find /usr/share -type f >/dev/null && t0=$(date +%s%N) && n=$(find /usr/share -type f | wc -l) && t1=$(date +%s%N) && echo "find2: $n files in $((t1 - t0)) ns" >&2'],
+    cwd: BENCH_DIR,
+    kind: 'rate',
+    rate: {
+      label: 'median walks/s (second find)',
+      note: 'walks/s = 1 / seconds of the second find alone (timed with date(1) around it where it runs); × ratios are throughput ratios (< 1 = slower).',
+      parse: (stderr) => {
+        const m = /find2: \d+ files in (\d+) ns/.exec(stderr);
+        return m ? 1e9 / Number(m[1]) : undefined;
+      },
+    },
+    setup: async () => ensureDir(),
+    timeoutS: 300,
+    needs: ['find', 'date'],
+  },
+  {
+    name: 'readcached',
+    title: `${CACHED_READS} sequential reads of a random 64 MiB file in a cached tree (${CACHED}: its whole content in the box's blob store after the cold run; passed through by the kernel where it can)`,
+    argv: ['sh', '-c', `t0=$(date +%s%N) && for i in $(seq ${CACHED_READS}); do dd if="$1" of=/dev/null bs=1M status=none || exit 1; done && t1=$(date +%s%N) && echo "readcached: $(( $(stat -c %s -- "$1") * ${CACHED_READS} )) bytes in $((t1 - t0)) ns" >&2`, 'sh', CACHED],
+    cwd: BENCH_DIR,
+    kind: 'rate',
+    rate: {
+      label: 'median MB/s (8 reads)',
+      note: 'MB/s = 10^6 bytes/s over the eight reads (timed with date(1) where they run); native reads the local file from the page cache, as the box reads its blob. × ratios are throughput ratios.',
+      parse: (stderr) => {
+        const m = /readcached: (\d+) bytes in (\d+) ns/.exec(stderr);
+        return m ? Number(m[1]) / 1e6 / (Number(m[2]) / 1e9) : undefined;
+      },
+    },
+    setup: async () => {
+      ensureDir();
+      mkdirSync(CACHED_DIR, { recursive: true });
+      if (existsSync(CACHED) && statSync(CACHED).size === 64 << 20) return;
+      await must(sh(`dd if=/dev/urandom of='${CACHED}.tmp' bs=1M count=64 status=none && mv -f '${CACHED}.tmp' '${CACHED}'`), 'creating the 64 MiB cached file');
+    },
+    timeoutS: 240,
+    needs: ['dd', 'date', 'seq', 'stat'],
+  },
+);
+
 export function setCfiles(n) {
   CFILES = n;
 }
@@ -420,4 +469,5 @@ export function parseDd(stderr) {
 
 export function removeFixtures() {
   rmSync(BENCH_DIR, { recursive: true, force: true });
+  rmSync(CACHED_DIR, { recursive: true, force: true });
 }

@@ -3,9 +3,9 @@
 //
 //   node                      copy of the local node binary (process.execPath)
 //   lib/<ld.so>               the local dynamic loader (basename of node's PT_INTERP)
-//   lib/*.so*                 every shared library node needs (ldd, on this machine), plus
-//                             libfuse.so.2 = fuse-native's prebuilt libfuse.so
-//   fuse.node                 fuse-native's prebuilt N-API addon
+//   lib/*.so*                 every shared library node needs (ldd, on this machine)
+//   fuse-kernel.node          the agent's FUSE addon, from scripts/build-addon.sh (rerun here
+//                             only when dist/runtime-addon/fuse-kernel.node is older than its sources)
 //   agent.js                  esbuild bundle of src/remote/agent.ts
 //   outrun-helper             static binary from scripts/build-helper.sh (rerun here only when
 //                             dist/runtime-helper/outrun-helper is older than its sources)
@@ -24,7 +24,6 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { patchedFuseAddon } from './patch-fuse-native.mjs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -136,42 +135,12 @@ function writeAtomic(file, data, mode = 0o644) {
   fs.renameSync(tmp, file);
 }
 
-/** esbuild plugin: fuse-native's native pieces, resolved for the runtime directory layout. */
-function fuseNativePlugin() {
+/** esbuild plugin: native addons stay outside the bundle (the FUSE addon is loaded by path;
+ * optional ones, e.g. ssh2's sshcrypto.node, are loaded in try/catch by their packages). */
+function nativeAddonsPlugin() {
   return {
-    name: 'outrun-fuse-native',
+    name: 'outrun-native-addons',
     setup(build) {
-      // node-gyp-build(__dirname) looks for prebuilds next to the package: in the bundle the
-      // addon sits next to agent.js as fuse.node. Only fuse-native may load an addon this way.
-      build.onResolve({ filter: /^node-gyp-build$/ }, (args) => ({
-        path: /[\\/]fuse-native[\\/]/.test(args.importer) ? 'fuse' : 'other',
-        namespace: 'outrun-gyp',
-      }));
-      build.onLoad({ filter: /.*/, namespace: 'outrun-gyp' }, (args) => ({
-        loader: 'js',
-        contents:
-          args.path === 'fuse'
-            ? "module.exports = function () { return require(require('path').join(__dirname, 'fuse.node')); };"
-            : "module.exports = function (dir) { throw new Error('native addon not shipped in the outrun runtime: ' + dir); };",
-      }));
-      // fuse-shared-library only installs/configures a system libfuse (setuid scripts, fusermount
-      // copies): the runtime brings its own libfuse and runs as root, so none of it is needed.
-      build.onResolve({ filter: /^fuse-shared-library$/ }, () => ({ path: 'fsl', namespace: 'outrun-fsl' }));
-      build.onLoad({ filter: /.*/, namespace: 'outrun-fsl' }, () => ({
-        loader: 'js',
-        contents: [
-          'function later(cb, err) { if (cb) process.nextTick(cb, err || null); }',
-          'exports.lib = undefined;',
-          'exports.include = undefined;',
-          'exports.beforeMount = function (cb) { later(cb); };',
-          'exports.beforeUnmount = function (cb) { later(cb); };',
-          'exports.unconfigure = function (cb) { later(cb); };',
-          "exports.configure = function (cb) { later(cb, new Error('fuse configure is not supported in the outrun runtime')); };",
-          'exports.isConfigured = function (cb) { if (cb) process.nextTick(cb, null, true); };',
-        ].join('\n'),
-      }));
-      // Other optional native addons (e.g. ssh2's sshcrypto.node) are loaded in try/catch by
-      // their packages: leave them as runtime requires that fail and fall back.
       build.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
     },
   };
@@ -191,33 +160,27 @@ async function bundleAgent(entry) {
     outfile: 'agent.js',
     absWorkingDir: ROOT,
     nodePaths: [path.join(ROOT, 'node_modules')],
-    plugins: [fuseNativePlugin()],
+    plugins: [nativeAddonsPlugin()],
     logLevel: 'warning',
   });
   return Buffer.from(result.outputFiles[0].contents);
 }
 
-/** dist/runtime-helper/outrun-helper, (re)built by scripts/build-helper.sh unless it is already
- * newer than that script and every file in src/remote/helper/ (scripts/build.mjs builds it first). */
-function helperBinary() {
-  const script = path.join(ROOT, 'scripts/build-helper.sh');
-  const out = path.join(ROOT, 'dist/runtime-helper/outrun-helper');
-  if (!fs.existsSync(script)) {
-    throw new BuildError(
-      'scripts/build-helper.sh does not exist yet, so outrun-helper cannot be built ' +
-        '(pass --helper=FILE to use a prebuilt one)',
-    );
-  }
-  const srcDir = path.join(ROOT, 'src/remote/helper');
+/** `out`, (re)built by scripts/`scriptName` unless it is already newer than that script and
+ * every file in `srcRel` (scripts/build.mjs builds both native pieces first). */
+function builtFromSources(scriptName, srcRel, outRel) {
+  const script = path.join(ROOT, 'scripts', scriptName);
+  const out = path.join(ROOT, outRel);
+  const srcDir = path.join(ROOT, srcRel);
   const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])];
   const outMtime = fs.existsSync(out) ? fs.statSync(out).mtimeMs : -1;
   if (inputs.some((f) => fs.statSync(f).mtimeMs > outMtime)) {
     try {
       execFileSync('bash', [script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     } catch (err) {
-      throw new BuildError(`scripts/build-helper.sh failed (${err.status != null ? `exit ${err.status}` : err.message})`);
+      throw new BuildError(`scripts/${scriptName} failed (${err.status != null ? `exit ${err.status}` : err.message})`);
     }
-    if (!fs.existsSync(out)) throw new BuildError(`scripts/build-helper.sh did not produce ${path.relative(ROOT, out)}`);
+    if (!fs.existsSync(out)) throw new BuildError(`scripts/${scriptName} did not produce ${outRel}`);
   }
   return out;
 }
@@ -237,12 +200,7 @@ export async function buildRuntime(opts = {}) {
   if (!opts.agentBundle && !fs.existsSync(agentEntry)) {
     throw new BuildError(`${path.relative(ROOT, agentEntry)} does not exist yet, so the agent cannot be bundled`);
   }
-  const prebuilds = path.join(ROOT, `node_modules/fuse-native/prebuilds/linux-${process.arch}`);
-  const fuseAddon = path.join(prebuilds, 'node.napi.node');
-  const libfuse = path.join(prebuilds, 'libfuse.so');
-  for (const f of [fuseAddon, libfuse]) {
-    if (!fs.existsSync(f)) throw new BuildError(`${path.relative(ROOT, f)} is missing: run npm install`);
-  }
+  const fuseAddon = builtFromSources('build-addon.sh', 'src/remote/fuse-addon', 'dist/runtime-addon/fuse-kernel.node');
 
   // 1. Sources: what goes where, and with which mode.
   const nodeBin = fs.realpathSync(process.execPath);
@@ -253,16 +211,15 @@ export async function buildRuntime(opts = {}) {
   const sources = new Map();
   sources.set('node', { src: nodeBin, mode: 0o755 });
   sources.set(`lib/${loaderBase}`, { src: fs.realpathSync(interp), mode: 0o755 });
-  sources.set('lib/libfuse.so.2', { src: fs.realpathSync(libfuse), mode: 0o644 });
-  const fixedAddon = patchedFuseAddon(fs.realpathSync(fuseAddon), path.join(ROOT, 'dist/patched'));
-  if (!fixedAddon) opts.log?.('build-runtime: warning: unknown fuse-native addon build: utimens will set mtime = atime');
-  sources.set('fuse.node', { src: fixedAddon ?? fs.realpathSync(fuseAddon), mode: 0o644 });
-  for (const f of [nodeBin, fuseAddon, libfuse]) {
-    for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, ['libfuse.so.2']))) {
+  sources.set('fuse-kernel.node', { src: fs.realpathSync(fuseAddon), mode: 0o644 });
+  for (const f of [nodeBin, fuseAddon]) {
+    for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, []))) {
       if (!sources.has(`lib/${name}`)) sources.set(`lib/${name}`, { src, mode: 0o644 });
     }
   }
-  const helper = opts.helper ? path.resolve(opts.helper) : helperBinary();
+  const helper = opts.helper
+    ? path.resolve(opts.helper)
+    : builtFromSources('build-helper.sh', 'src/remote/helper', 'dist/runtime-helper/outrun-helper');
   if (!fs.existsSync(helper)) throw new BuildError(`outrun-helper ${helper} does not exist`);
   if (elfInterpreter(helper)) opts.log?.(`build-runtime: warning: ${helper} is not a static binary`);
   sources.set('outrun-helper', { src: fs.realpathSync(helper), mode: 0o755 });

@@ -43,4 +43,5 @@ buildSync({
 fs.renameSync(`${cli}.bundle`, cli);
 fs.chmodSync(cli, 0o755);
 run('bash', [path.join(ROOT, 'scripts/build-helper.sh')]);
+run('bash', [path.join(ROOT, 'scripts/build-addon.sh')]);
 run(process.execPath, [path.join(ROOT, 'scripts/build-runtime.mjs')]);

@@ -1,5 +1,5 @@
 // The runtime shipped to the remote: a directory (node, its shared libraries and dynamic loader,
-// libfuse, fuse.node, agent.js, outrun-helper) described by manifest.json. It is built by
+// fuse-kernel.node, agent.js, outrun-helper) described by manifest.json. It is built by
 // scripts/build-runtime.mjs into dist/runtime/ and is content-addressed by its manifest id.
 
 import { createHash } from 'node:crypto';
@@ -105,7 +105,7 @@ export function loadLocalRuntime(distDir: string = defaultRuntimeDir()): LocalRu
     .map((rel) => LOADER_RE.exec(rel)?.[1])
     .filter((x): x is string => x !== undefined);
   if (loaders.length !== 1) throw missing(`has ${loaders.length} dynamic loaders in lib/, expected 1`);
-  for (const need of ['node', 'agent.js', 'outrun-helper', 'fuse.node']) {
+  for (const need of ['node', 'agent.js', 'outrun-helper', 'fuse-kernel.node']) {
     if (!files[need]) throw missing(`lacks ${need}`);
   }
   return { dir, id: m.id, machine: m.machine, files, loader: loaders[0]! };

@@ -48,6 +48,12 @@ export interface SessionOptions {
 
 const CLIENT_VERSION = '0.1.0';
 const READY = Buffer.from('OUTRUN1 READY\n');
+/**
+ * How long the remote kernel may keep names, attributes and absent names without asking
+ * (as NFS's attribute cache: what the command changes itself is always current; a change
+ * made on this machine during a run is seen within this time).
+ */
+const KERNEL_CACHE_S = 10;
 // Passed on as they come; SIGTERM (termination.ts) and SIGHUP (hangup.ts) have rules of their own.
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
@@ -179,7 +185,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
             // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
             // own kernel inode, so a cached link count would go stale); the agent's cache,
             // which invalidates per change, answers instead.
-            mount: { attrTimeoutS: 0, entryTimeoutS: 1, negativeTimeoutS: 1, debug: opts.verbose >= 2 },
+            mount: { attrTimeoutS: KERNEL_CACHE_S, entryTimeoutS: KERNEL_CACHE_S, negativeTimeoutS: KERNEL_CACHE_S, debug: opts.verbose >= 2 },
           };
         },
         control: (stream) => {

@@ -39,6 +39,11 @@ export class AttrCache {
   }
 
   /** A full listing of `dir` with every entry's attributes, while all of it is fresh. */
+  /** Whether a listing of `dir` is held (cheap: not whether every entry's attributes are). */
+  isListed(dir: string): boolean {
+    return this.listings.has(dir);
+  }
+
   listing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
     const set = this.listings.get(dir);
     if (!set) return undefined;

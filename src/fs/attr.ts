@@ -17,6 +17,7 @@ function timespec(ns: bigint): pb.Timespec.$Properties {
 export function attrFromStats(st: BigIntStats): pb.Attr.$Properties {
   return {
     ino: Number(st.ino),
+    dev: Number(st.dev),
     mode: Number(st.mode),
     nlink: Number(st.nlink),
     uid: Number(st.uid),

@@ -15,6 +15,9 @@ export const ENAMETOOLONG = ERRNO.ENAMETOOLONG;
 export const ENOSYS = ERRNO.ENOSYS;
 export const ENOTEMPTY = ERRNO.ENOTEMPTY;
 export const EOPNOTSUPP = ERRNO.EOPNOTSUPP;
+export const ERANGE = ERRNO.ERANGE;
+export const ENODATA = ERRNO.ENODATA;
+export const E2BIG = ERRNO.E2BIG;
 
 /** The positive errno of a Node fs error; EIO for anything that is not one. */
 export function errnoOf(err: unknown): number {

@@ -2,15 +2,17 @@
 // RPC to the local file server (or a cache hit) and the reply into what the kernel
 // expects. Errors keep their exact errno; a failed RPC (link down) becomes EIO so that a
 // command never hangs on a dead connection.
+import { fromByteString, toByteString } from './byte-string';
 import { constants as FS } from 'node:fs';
-import type { Cb, FuseOps, FuseStat } from 'fuse-native';
+import type { pb } from '../wire/schema';
 import { AttrCache, type CachedAttr } from './attr-cache';
 import { FileReadAhead, WindowBudget } from './read-ahead';
 import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
-import { timespecFromMs, timespecToMs } from './attr';
-import { EIO, ENOENT, ENOTEMPTY } from './errno';
+import { timespecToMs } from './attr';
+import { EIO, ENODATA, ENOENT, ENOTEMPTY } from './errno';
+import { XATTR_GET, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
 import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
 import type { FileHandle } from 'node:fs/promises';
@@ -35,24 +37,14 @@ export interface FuseOpsOptions {
   warm?: { path?: Uint8Array | null; dirAttr?: CachedAttr | null; entries?: { name?: Uint8Array | null; attr?: CachedAttr | null }[] | null }[];
 }
 
-function toFuseStat(a: CachedAttr): FuseStat {
-  return {
-    mode: a.mode ?? 0,
-    uid: a.uid ?? 0,
-    gid: a.gid ?? 0,
-    size: a.size ?? 0,
-    nlink: a.nlink ?? 1,
-    ino: a.ino ?? 0,
-    rdev: a.rdev ?? 0,
-    blksize: a.blksize ?? 4096,
-    blocks: a.blocks ?? 0,
-    atime: timespecToMs(a.atime),
-    mtime: timespecToMs(a.mtime),
-    ctime: timespecToMs(a.ctime),
-  };
-}
+/** A callback in libfuse's style: 0 or -errno first, then the results. */
+export type Cb = (err: number, ...rest: any[]) => void;
+/** The path operations, by name (see fuse-nodes.ts, which calls them for kernel requests). */
+export type PathOps = Record<string, ((...args: any[]) => void) | undefined>;
+/** Attributes go to the kernel as the local side gave them (nanoseconds and all). */
+const toFuseStat = (a: CachedAttr): CachedAttr => a;
 
-const wirePath = (p: string) => Buffer.from(p, 'utf8');
+const wirePath = fromByteString;
 /** Largest file kept whole by the agent between opens. */
 const MAX_CACHED_FILE = 8 * 1024 * 1024;
 /** Bytes from a decoded message as a Buffer (protobufjs gives Buffers in Node; be sure). */
@@ -95,6 +87,7 @@ const WAITS_FOR_WRITES: Record<string, ('path' | 'dir' | 'tree')[]> = {
   getattr: ['path'],
   readlink: ['path'],
   open: ['path'],
+  create: ['path'],
   truncate: ['path'],
   ftruncate: ['path'],
   utimens: ['path'],
@@ -107,15 +100,15 @@ const WAITS_FOR_WRITES: Record<string, ('path' | 'dir' | 'tree')[]> = {
   readdir: ['dir'],
 };
 
-export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): FuseOps {
+export function makeFuseOps(fs: FsClient, opts: FuseOpsOptions): PathOps {
   const counters = opts.counters ?? new Counters();
   const wb = opts.writeBehind ?? makeWriteBehind(fs);
   const ops = makeOps(fs, { ...opts, writeBehind: wb }, counters);
   for (const [name, fn] of Object.entries(ops)) {
     const waits = WAITS_FOR_WRITES[name];
     ops[name] = (...args: unknown[]) => {
-      // Every operation the kernel asks for is counted by name.
-      counters.inc(`fuse.${name}`);
+      // Every path operation is counted by name (the kernel's requests by opcode: fuse.*).
+      counters.inc(`op.${name}`);
       if (waits && wb.bytesPending > 0) {
         const drains = waits.map((kind, i) => {
           const p = args[i] as string;
@@ -148,7 +141,7 @@ export function makeWriteBehind(fs: FsClient): WriteBehind {
   );
 }
 
-function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOps {
+function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): PathOps {
   const wb = opts.writeBehind!;
   const cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
   const budget = new WindowBudget();
@@ -158,6 +151,8 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   const changes = new ChangeLog((p) => wb.busy(p));
   wb.onLanded((p) => changes.note(p));
   const links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
+  /** Lengths of attributes asked for without a buffer (or -ENODATA), by path, then name, for 1 s. */
+  const xattrLengths = new LRUCache<string, Map<string, number>>({ max: 10_000, ttl: 1000 });
   /** Open files: their path (for invalidation), what was read ahead, whether written. */
   /**
    * Open files: their path (for invalidation), what was read ahead, whether written, the
@@ -235,6 +230,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   /** Forget what is known of `path` here and in the persistent cache (see AttrCache.invalidate). */
   function forget(path: string, structural = false): void {
     changes.note(path);
+    xattrLengths.delete(path);
     cache.invalidate(path, structural);
     persist?.invalidate(path, structural);
   }
@@ -362,7 +358,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     const names: string[] = [];
     let allFresh = fresh(dir);
     for (const e of entries) {
-      const name = bytes(e.name).toString('utf8');
+      const name = toByteString(e.name);
       names.push(name);
       if (!e.attr) continue;
       if (fresh(join(dir, name))) cache.set(join(dir, name), e.attr);
@@ -401,7 +397,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     fresh: Fresh,
   ): void {
     for (const it of items) {
-      const p = bytes(it.path).toString('utf8');
+      const p = toByteString(it.path);
       if (!p.startsWith('/') || !fresh(p)) continue;
       counters.inc('prefetch.received');
       const keep = persists(p);
@@ -414,7 +410,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       cache.set(p, it.attr);
       if (keep) persist!.recordAttr(p, it.attr);
       if (it.linkTarget?.length) {
-        const target = bytes(it.linkTarget).toString('utf8');
+        const target = toByteString(it.linkTarget);
         links.set(p, { target, ino: it.attr.ino ?? 0, ctime: timespecToMs(it.attr.ctime) });
         if (keep) persist!.recordLink(p, it.attr, target);
       }
@@ -470,7 +466,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
   }
 
   for (const l of opts.warm ?? []) {
-    const dir = bytes(l.path).toString('utf8');
+    const dir = toByteString(l.path);
     if (!dir.startsWith('/')) continue;
     if (l.dirAttr) cache.set(dir, l.dirAttr);
     fillFromListing(dir, l.entries ?? [], l.dirAttr, always);
@@ -507,6 +503,9 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     return recent;
   }
 
+  /** Whether a listing of `dir` is at hand (cheap; knownListing builds it). */
+  const isListed = (dir: string) => (persists(dir) && persist!.isListed(dir)) || cache.isListed(dir);
+
   const isDir = (a: CachedAttr) => ((a.mode ?? 0) & FS.S_IFMT) === FS.S_IFDIR;
 
   /** The listings of `dir` and, depth first, its subdirectories (see ReaddirRequest.nested_entries). */
@@ -515,7 +514,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     fresh: Fresh,
   ): void {
     for (const l of nested) {
-      const dir = bytes(l.path).toString('utf8');
+      const dir = toByteString(l.path);
       if (!dir.startsWith('/')) continue;
       if (l.dirAttr && fresh(dir)) cache.set(dir, l.dirAttr);
       fillFromListing(dir, l.entries ?? [], l.dirAttr, fresh);
@@ -544,14 +543,14 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
     return p;
   }
 
-  function readdirRpc(path: string, dirStat: FuseStat, cb: Cb): void {
+  function readdirRpc(path: string, dirStat: CachedAttr, cb: Cb): void {
     // A program reading a directory mostly walks on into its subdirectories: have them
     // listed along (see ReaddirRequest.nested_entries).
     const fresh = changes.since();
     call('readdir', fs.Readdir({ path: wirePath(path), nestedEntries: NESTED_LISTING_ENTRIES }), cb, (r) => {
       takeNested(r.nested, fresh);
       const names = ['.', '..', ...fillFromListing(path, r.entries, r.dirAttr, fresh)];
-      const stats: FuseStat[] = [dirStat, dirStat, ...r.entries.map((e) => toFuseStat(e.attr ?? { mode: 0, ino: 1 }))];
+      const stats: (CachedAttr | undefined)[] = [dirStat, dirStat, ...r.entries.map((e) => e.attr ?? undefined)];
       cb(0, names, stats);
     });
   }
@@ -624,7 +623,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       const known = knownListing(path);
       if (known) {
         // A walk goes on into the subdirectories: have them listed while it reads this one.
-        if (known.attrs.some((a, i) => isDir(a) && !knownListing(join(path, known.names[i]!)))) void listSubtree(path);
+        if (known.attrs.some((a, i) => isDir(a) && !isListed(join(path, known.names[i]!)))) void listSubtree(path);
         return cb(0, ['.', '..', ...known.names], [dirStat, dirStat, ...known.attrs.map(toFuseStat)]);
       }
       // A listing of a directory above may be on its way with this one in it.
@@ -655,7 +654,7 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       }
       counters.inc('readlink.miss');
       call('readlink', fs.Readlink({ path: wirePath(path) }), cb, (r) => {
-        const target = bytes(r.target).toString('utf8');
+        const target = toByteString(r.target);
         const linkAttr = r.attr ?? (attr && attr !== 'missing' ? attr : undefined);
         if (linkAttr) links.set(path, { target, ino: linkAttr.ino ?? 0, ctime: timespecToMs(linkAttr.ctime) });
         if (r.attr && persists(path)) persist!.recordLink(path, r.attr, target);
@@ -709,10 +708,23 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       openRpc(path, flags, cb);
     },
 
-    // No create: fuse-native does not pass create's open flags, so a file made with
-    // O_CREAT|O_APPEND would get positional writes at the kernel's idea of where the file
-    // ends (stale once another handle appended: their lines were overwritten). Without it the
-    // kernel makes the file with mknod and then opens it with the real flags.
+    /** Makes and opens a file in one round trip, with the open's real flags (O_APPEND too). */
+    create(path: string, flags: number, mode: number, cb: Cb) {
+      call('create', fs.Create({ path: wirePath(path), flags, mode }), cb, (r) => {
+        forget(path);
+        changed(path);
+        if (flags & FS.O_APPEND) appending.add(r.handle);
+        track(r.handle, path);
+        if (r.attr) cache.set(path, r.attr);
+        cb(0, r.handle, r.attr ?? undefined);
+      });
+    },
+
+    /** The blob file a handle reads from (a whole file in the persistent cache), if any. */
+    blobFd(fd: number): number | undefined {
+      const f = open.get(fd);
+      return f?.blob && !f.stale ? f.blob.fd : undefined;
+    },
 
     read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       if (wb.busy(path)) {
@@ -797,9 +809,12 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       });
     },
 
-    rename(src: string, dest: string, cb: Cb) {
+    /** flags: renameat2's RENAME_NOREPLACE, RENAME_EXCHANGE (done by the local side). */
+    rename(src: string, dest: string, flags: number | Cb, maybeCb?: Cb) {
+      const cb = typeof flags === 'function' ? flags : maybeCb!;
+      const renameFlags = typeof flags === 'number' ? flags : 0;
       if (HiddenFiles.isHiddenName(dest)) return unlinkOpenFile(src, dest, cb);
-      simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest) }), cb, () => {
+      simple('rename', fs.Rename({ from: wirePath(src), to: wirePath(dest), flags: renameFlags }), cb, () => {
         wb.renamed(src, dest);
         hidden.moved(src, dest);
         moveOpen(src, dest);
@@ -829,13 +844,45 @@ function makeOps(fs: FsClient, opts: FuseOpsOptions, counters: Counters): FuseOp
       simple('chown', fs.Chown({ path: wirePath(path), uid, gid }), cb, () => forget(path));
     },
 
-    utimens(path: string, atime: number, mtime: number, cb: Cb) {
-      simple(
-        'utimens',
-        fs.Utimens({ path: wirePath(path), atime: timespecFromMs(atime), mtime: timespecFromMs(mtime) }),
-        cb,
-        () => forget(path),
-      );
+    /** Times as timespecs (nanoseconds); null: the local side's "now"; omitted: left as they are. */
+    utimens(
+      path: string,
+      atime: pb.Timespec.$Properties | null,
+      mtime: pb.Timespec.$Properties | null,
+      atimeOmit: boolean,
+      mtimeOmit: boolean,
+      cb: Cb,
+    ) {
+      simple('utimens', fs.Utimens({ path: wirePath(path), atime, mtime, atimeOmit, mtimeOmit }), cb, () => forget(path));
+    },
+
+    /**
+     * Extended attributes (XattrRequest.op). The kernel asks for security.capability before
+     * every write to a file (to drop it): that answer is kept for a second, per path.
+     */
+    xattr(path: string, op: number, name: Buffer, value: Buffer | undefined, flags: number, size: number, cb: Cb) {
+      const key = name.toString('latin1');
+      const remember = (n: number) => {
+        const known = xattrLengths.get(path) ?? new Map<string, number>();
+        xattrLengths.set(path, known.set(key, n));
+      };
+      const cached = op === XATTR_GET && size === 0 ? xattrLengths.get(path)?.get(key) : undefined;
+      if (cached !== undefined) return cached < 0 ? cb(cached) : cb(0, cached);
+      const fresh = changes.since();
+      call('xattr', fs.Xattr({ path: wirePath(path), op, name, value, flags, size }), (err: number) => {
+        if (op === XATTR_GET && size === 0 && err === -ENODATA && fresh(path)) remember(err);
+        cb(err);
+      }, (r) => {
+        if (op === XATTR_SET || op === XATTR_REMOVE) {
+          forget(path);
+          return cb(0);
+        }
+        if (size === 0) {
+          if (op === XATTR_GET && fresh(path)) remember(r.size);
+          return cb(0, r.size);
+        }
+        cb(0, bytes(r.value));
+      });
     },
   };
 }

@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import type { FileHandle } from 'node:fs/promises';
 import { attrFromStats } from './attr';
 import { readFully } from './read-fully';
-import { EBADF, EINVAL, EMFILE, EPERM, errnoOf } from './errno';
+import { E2BIG, EBADF, EINVAL, EMFILE, EOPNOTSUPP, EPERM, ERANGE, errnoOf } from './errno';
+import { UTIME_NOW, UTIME_OMIT, localNative } from './local-native';
+import { MAX_XATTR_BYTES, XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
 import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
 import { ByteBudget, MAX_READ_BYTES_IN_FLIGHT } from './request-limits';
 import { makeSocketFile } from './socket-file';
@@ -37,6 +39,9 @@ export const INLINE_MAX = 64 * 1024;
 // would impose alignment on our own buffers.
 const OPEN_FLAGS_DROPPED = FS.O_CREAT | FS.O_EXCL | FS.O_NOCTTY | FS.O_DIRECT;
 const UINT32_MAX = 0xffffffff;
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+
 const O_ACCMODE = 3; // Linux; node:fs does not export it
 
 type Handlers = { [K in FsMethodName]: FsHandler<K> };
@@ -68,6 +73,8 @@ async function mkfifo(p: Buffer, perm: string): Promise<void> {
 
 const ok = { errno: 0 };
 const fail = (errno: number) => ({ errno });
+/** A native call's 0 or -errno as a reply. */
+const nativeResult = (r: number) => (r < 0 ? fail(-r) : ok);
 
 /** Most entries listed ahead in one Readdir reply (see ReaddirRequest.nested_entries). */
 export const MAX_NESTED_ENTRIES = 8192;
@@ -384,8 +391,10 @@ export class LocalFileServer {
     Rename: async (req) => {
       const to = checkWirePath(req.to);
       if (!to) return fail(refusedPathErrno(req.to));
-      if (req.flags !== 0) return fail(EINVAL);
-      return this.onPath(req.from, (from) => done(fsp.rename(from, to)));
+      if (req.flags === 0) return this.onPath(req.from, (from) => done(fsp.rename(from, to)));
+      const native = localNative();
+      if (!native || req.flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return fail(EINVAL);
+      return this.onPath(req.from, async (from) => nativeResult(native.rename(from, to, req.flags)));
     },
 
     Symlink: async (req) => {
@@ -413,12 +422,50 @@ export class LocalFileServer {
 
     Utimens: (req) =>
       this.onPath(req.path, async (p) => {
-        const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined) =>
+        const native = localNative();
+        if (native) {
+          // Nanoseconds, times before 1970, and one time left as it is (touch -m).
+          const ts = (t: pb.Timespec.$Properties | null | undefined, omit: boolean): [number, number] =>
+            omit ? [0, UTIME_OMIT] : t ? [Number(t.sec ?? 0), (t.nsec ?? 0) % 1e9] : [0, UTIME_NOW];
+          return nativeResult(native.utimens(p, ...ts(req.atime, req.atimeOmit), ...ts(req.mtime, req.mtimeOmit)));
+        }
+        const st = req.atimeOmit || req.mtimeOmit ? await fsp.lstat(p) : undefined;
+        const seconds = (t: { sec?: number | null; nsec?: number | null } | null | undefined, omit: boolean, kept?: Date) => {
+          if (omit) return kept!;
+          if (!t) return Date.now() / 1000;
+          const sec = t.sec ?? 0;
+          // Node takes a negative number for "now"; a Date before 1970 it takes (to the ms).
+          if (sec < 0) return new Date(sec * 1000 + Math.floor((t.nsec ?? 0) / 1e6));
           // Node keeps whole microseconds, truncating a double that is inexact: aim at the middle
           // of the microsecond so that it lands on the right one.
-          t ? (t.sec ?? 0) + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9 : Date.now() / 1000;
-        await fsp.lutimes(p, seconds(req.atime), seconds(req.mtime));
+          return sec + (Math.floor((t.nsec ?? 0) / 1000) * 1000 + 500) / 1e9;
+        };
+        await fsp.lutimes(p, seconds(req.atime, req.atimeOmit, st?.atime), seconds(req.mtime, req.mtimeOmit, st?.mtime));
         return ok;
+      }),
+
+    Xattr: (req) =>
+      this.onPath(req.path, async (p) => {
+        const native = localNative();
+        if (!native) return fail(EOPNOTSUPP);
+        const name = Buffer.from(req.name);
+        if ((req.op !== XATTR_LIST && (name.length === 0 || name.length > 255)) || name.includes(0)) return fail(ERANGE);
+        const size = Math.min(req.size, MAX_XATTR_BYTES);
+        const answer = (r: Buffer | number) =>
+          typeof r === 'number' ? (r < 0 ? fail(-r) : { errno: 0, size: r }) : { errno: 0, value: r, size: r.length };
+        switch (req.op) {
+          case XATTR_GET:
+            return answer(native.getxattr(p, name, size));
+          case XATTR_LIST:
+            return answer(native.listxattr(p, size));
+          case XATTR_SET:
+            if (req.value.length > MAX_XATTR_BYTES) return fail(E2BIG);
+            return nativeResult(native.setxattr(p, name, Buffer.from(req.value), req.flags));
+          case XATTR_REMOVE:
+            return nativeResult(native.removexattr(p, name));
+          default:
+            return fail(EINVAL);
+        }
       }),
   };
 }

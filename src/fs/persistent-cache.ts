@@ -14,6 +14,7 @@
 // the index is merged (under a lock file) into whatever is on disk when a session ends. An
 // entry wrongly kept by a merge race is still caught by the next revalidation, since
 // correctness never rests on the index bookkeeping, only on the fingerprints.
+import { fromByteString, toByteString } from './byte-string';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ import { decodeProbes, encodeProbes, type Probe } from './probe-list';
 import { LazyMap } from './lazy-entries';
 import { removeOnExit, settled } from './exit-cleanup';
 
-const INDEX_FORMAT = 1;
+const INDEX_FORMAT = 2; // 2: attributes carry st_dev (the inode table keys on device + inode)
 /** Entries decoded per turn of the event loop at session start. */
 const DECODE_BATCH = 256;
 /** The index file: this, a u32 length, the packed probes, then the CacheIndex message. */
@@ -54,7 +55,7 @@ const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 const S_IFREG = 0o100000;
 const typeOf = (a: CachedAttr | undefined) => (a?.mode ?? 0) & S_IFMT;
-const utf8 = (u: Uint8Array | null | undefined) => (u ? Buffer.from(u.buffer, u.byteOffset, u.length).toString('utf8') : '');
+
 const parentOf = (p: string) => (p.lastIndexOf('/') <= 0 ? '/' : p.slice(0, p.lastIndexOf('/')));
 const nameOf = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
@@ -131,8 +132,8 @@ export class PersistentCache {
   private static toEntry(e: pb.CacheEntry): Entry {
     return {
       attr: e.attr ?? undefined,
-      target: e.linkTarget?.length ? utf8(e.linkTarget) : undefined,
-      names: e.listed ? new Set((e.names ?? []).map(utf8)) : undefined,
+      target: e.linkTarget?.length ? toByteString(e.linkTarget) : undefined,
+      names: e.listed ? new Set((e.names ?? []).map(toByteString)) : undefined,
       blob: e.blob?.length ? Buffer.from(e.blob).toString('hex') : undefined,
       used: Number(e.used ?? 0),
     };
@@ -142,7 +143,7 @@ export class PersistentCache {
   private decodeEntry(path: string, bytes: Buffer): Entry | undefined {
     try {
       const e = pb.CacheEntry.decode(bytes);
-      return utf8(e.path) === path ? PersistentCache.toEntry(e) : undefined;
+      return toByteString(e.path) === path ? PersistentCache.toEntry(e) : undefined;
     } catch {
       return undefined;
     }
@@ -189,7 +190,7 @@ export class PersistentCache {
         if (tag >>> 3 === 1) format = reader.uint32();
         else if (tag >>> 3 === 2) {
           const e = pb.CacheEntry.decode(reader, reader.uint32());
-          const path = utf8(e.path);
+          const path = toByteString(e.path);
           if (path.startsWith('/')) out.set(path, PersistentCache.toEntry(e));
           if (++n % yieldEvery === 0) await new Promise((r) => setImmediate(r));
         } else reader.skipType(tag & 7);
@@ -217,7 +218,7 @@ export class PersistentCache {
     if (!this.loading) {
       this.loading = (async () => {
         const probes = decodeProbes(this.packedProbes, MAX_ENTRIES * 2);
-        const order = probes instanceof Error ? [] : probes.map((p) => p.path.toString('utf8'));
+        const order = probes instanceof Error ? [] : probes.map((p) => toByteString(p.path));
         // Entry i is probe i (saved in one loop): keep the bytes, decode on use.
         const ranges = PersistentCache.entryRanges(this.undecoded);
         if (ranges && ranges.length === order.length) {
@@ -286,6 +287,11 @@ export class PersistentCache {
   }
 
   /** A full listing of `dir` with every entry's attributes, if all of it is known. */
+  /** Whether a full listing of `dir` is kept (cheap: not whether every entry's attributes are). */
+  isListed(dir: string): boolean {
+    return this.entries.get(dir)?.names !== undefined;
+  }
+
   listing(dir: string): { names: string[]; attrs: CachedAttr[] } | undefined {
     const d = this.entries.get(dir);
     if (!d?.names) return undefined;
@@ -450,13 +456,13 @@ export class PersistentCache {
       const blobs = new Set<string>();
       for (const [p, e] of kept.entries()) {
         if (e.blob) blobs.add(e.blob);
-        probes.push({ path: Buffer.from(p, 'utf8'), fingerprint: fingerprint(e.attr) });
+        probes.push({ path: fromByteString(p), fingerprint: fingerprint(e.attr) });
         entries.push({
-          path: Buffer.from(p, 'utf8'),
+          path: fromByteString(p),
           attr: e.attr,
-          linkTarget: e.target !== undefined ? Buffer.from(e.target, 'utf8') : undefined,
+          linkTarget: e.target !== undefined ? fromByteString(e.target) : undefined,
           listed: !!e.names,
-          names: e.names ? [...e.names].map((n) => Buffer.from(n, 'utf8')) : [],
+          names: e.names ? [...e.names].map((n) => fromByteString(n)) : [],
           blob: e.blob ? Buffer.from(e.blob, 'hex') : undefined,
           used: e.used,
         });

@@ -18,6 +18,7 @@ import { PersistentCache } from '../fs/persistent-cache';
 import type { WriteBehind } from '../fs/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
+import type { MountedTree } from './mount';
 import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
@@ -164,6 +165,8 @@ async function main(): Promise<void> {
     metadata.clone(),
   );
   const counters = new Counters();
+  /** The kernel's view of the tree (its inode table), once mounted. */
+  let kernelFs: MountedTree | undefined;
   let writeBehind: WriteBehind | undefined;
   control.on('data', async (order: pb.ClientOrder) => {
     if (order.shutdown && !shuttingDown) {
@@ -181,6 +184,7 @@ async function main(): Promise<void> {
       const cacheCounters: Record<string, number> = persistent
         ? { 'persist.loaded': persistent.stats.loaded, 'persist.stale': persistent.stats.stale }
         : {};
+      if (kernelFs) Object.assign(cacheCounters, kernelFs.counters(), { 'fuse.nodes': kernelFs.nodes.table.size });
       // A client that waits for them (--stats) ends the stream once it has them; one that
       // does not has closed the channel already. Exiting sooner could cut them off on their
       // way out through the bridge.
@@ -214,9 +218,10 @@ async function main(): Promise<void> {
   });
   writeBehind = makeWriteBehind(fs);
   const ops = makeFuseOps(fs, {
-    // The agent's own cache lives at least a second even when the kernel keeps nothing.
-    attrTimeoutMs: Math.max(mountOptions.attrTimeoutS, 1) * 1000,
-    negativeTimeoutMs: mountOptions.negativeTimeoutS * 1000,
+    // The agent's own cache answers for a second what the kernel asks again (after an
+    // invalidation, or a kernel that dropped its copy); the kernel keeps things longer.
+    attrTimeoutMs: 1000,
+    negativeTimeoutMs: Math.min(mountOptions.negativeTimeoutS, 1) * 1000,
     onRpcError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
     counters,
     persistent,
@@ -226,7 +231,18 @@ async function main(): Promise<void> {
 
   const root = join(preamble.sessionDir, 'root');
   try {
-    await mountLocalTree(root, ops, { ...mountOptions, debug: false });
+    const mounted = await mountLocalTree(
+      root,
+      ops,
+      {
+        ...mountOptions,
+        // Passthrough needs CAP_SYS_ADMIN in the initial user namespace: the root agent has it.
+        passthrough: true,
+        onError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
+      },
+      counters,
+    );
+    kernelFs = mounted;
     log(`mounted the local tree at ${root}`);
     await bindSystemDirs(HELPER, root);
     log('bound /proc, /sys, /dev');

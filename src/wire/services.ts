@@ -80,6 +80,7 @@ export const fileSystemMethods = {
   Appends: fsm('Appends', pb.AppendsRequest, pb.AppendsReply),
   Fsync: fsm('Fsync', pb.FsyncRequest, pb.Errno),
   Release: fsm('Release', pb.HandleRequest, pb.Errno),
+  Xattr: fsm('Xattr', pb.XattrRequest, pb.XattrReply),
   Truncate: fsm('Truncate', pb.TruncateRequest, pb.Errno),
   Mkdir: fsm('Mkdir', pb.ModeRequest, pb.Errno),
   Mknod: fsm('Mknod', pb.MknodRequest, pb.Errno),

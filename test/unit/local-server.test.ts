@@ -543,15 +543,20 @@ describe('namespace operations', () => {
     assert.equal((await srv.handlers.Unlink(P(at('unlink-d')))).errno, E.EISDIR);
   });
 
-  test('Rename moves (replacing the destination); flags and bad paths are EINVAL', async () => {
+  test('Rename moves (replacing the destination); renameat2 flags work; unknown flags and bad paths are EINVAL', async () => {
     const a = at('rename-a');
     const b = at('rename-b');
     fs.writeFileSync(a, 'A');
     fs.writeFileSync(b, 'B');
     const rn = (from: string, to: string, flags = 0) =>
       srv.handlers.Rename(rq(pb.RenameRequest, { from: Buffer.from(from), to: Buffer.from(to), flags }));
-    assert.equal((await rn(a, b, 1 /* RENAME_NOREPLACE */)).errno, E.EINVAL);
+    assert.equal((await rn(a, b, 1 /* RENAME_NOREPLACE */)).errno, E.EEXIST);
+    assert.equal((await rn(a, b, 4 /* RENAME_WHITEOUT: not passed on */)).errno, E.EINVAL);
     assert.equal(fs.readFileSync(a, 'utf8'), 'A');
+    assert.equal((await rn(a, b, 2 /* RENAME_EXCHANGE */)).errno, 0);
+    assert.equal(fs.readFileSync(a, 'utf8'), 'B');
+    assert.equal(fs.readFileSync(b, 'utf8'), 'A');
+    assert.equal((await rn(a, b, 2)).errno, 0);
     assert.equal((await rn(a, 'rename-b')).errno, E.EINVAL);
     assert.equal((await rn('rename-a', b)).errno, E.EINVAL);
     assert.equal(fs.existsSync(a), true);
@@ -559,6 +564,24 @@ describe('namespace operations', () => {
     assert.equal(fs.existsSync(a), false);
     assert.equal(fs.readFileSync(b, 'utf8'), 'A');
     assert.equal((await rn(a, b)).errno, E.ENOENT);
+  });
+
+  test('Xattr sets, gets (length first), lists and removes user attributes; bad names are refused', async () => {
+    const f = at('xattr-file');
+    fs.writeFileSync(f, 'x');
+    const x = (op: number, fields: Record<string, unknown> = {}) =>
+      srv.handlers.Xattr(rq(pb.XattrRequest, { path: Buffer.from(f), op, ...fields }));
+    const value = Buffer.from([0, 1, 2, 0xff, 0x80]);
+    assert.equal((await x(3, { name: Buffer.from('user.one'), value })).errno, 0);
+    assert.equal((await x(3, { name: Buffer.from('user.one'), value, flags: 1 /* XATTR_CREATE */ })).errno, E.EEXIST);
+    assert.equal((await x(1, { name: Buffer.from('user.one'), size: 0 })).size, value.length);
+    assert.deepEqual([...Buffer.from((await x(1, { name: Buffer.from('user.one'), size: 100 })).value!)], [...value]);
+    assert.equal((await x(1, { name: Buffer.from('user.one'), size: 2 })).errno, E.ERANGE);
+    assert.equal((await x(1, { name: Buffer.from('user.none'), size: 100 })).errno, E.ENODATA);
+    assert.equal(Buffer.from((await x(2, { size: 100 })).value!).toString(), 'user.one\0');
+    assert.equal((await x(1, { name: Buffer.from('user.a\0b'), size: 10 })).errno, E.ERANGE);
+    assert.equal((await x(4, { name: Buffer.from('user.one') })).errno, 0);
+    assert.equal((await x(2, { size: 0 })).size, 0);
   });
 
   test('Symlink stores the target bytes exactly; a NUL in the target is EINVAL', async () => {

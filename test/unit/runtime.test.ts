@@ -20,7 +20,7 @@ const files: Record<string, RuntimeFile> = {
   'agent.js': { sha256: H('b'), size: 10, mode: 0o644 },
   'lib/ld-linux-x86-64.so.2': { sha256: H('c'), size: 5, mode: 0o755 },
   'lib/libc.so.6': { sha256: H('d'), size: 7, mode: 0o644 },
-  'fuse.node': { sha256: H('e'), size: 3, mode: 0o644 },
+  'fuse-kernel.node': { sha256: H('e'), size: 3, mode: 0o644 },
   'outrun-helper': { sha256: H('f'), size: 9, mode: 0o755 },
 };
 

@@ -31,6 +31,14 @@ const SAME = [
   'names',
   'locks',
   'unix_socket',
+  'utimens_only_mtime',
+  'utimens_before_1970',
+  'rmdir_holding_unlinked_open_file',
+  'utimens_nanoseconds',
+  'rename_flags',
+  'xattrs',
+  'owner_after_setuid',
+  'names_not_utf8',
 ];
 
 interface KnownDifference {
@@ -41,34 +49,6 @@ interface KnownDifference {
 
 /** Differences that cannot be fixed in outrun itself; each is listed in the README's Limits. */
 const KNOWN: Record<string, KnownDifference> = {
-  utimens_nanoseconds: {
-    why: 'fuse-native hands times to JavaScript in whole milliseconds',
-    lines: [['f: atime=1000000000.123456789 mtime=1234567890.987654321', 'f: atime=1000000000.123000000 mtime=1234567890.987000000']],
-  },
-  utimens_only_mtime: {
-    why: 'libfuse 2.9 drops a setattr that sets only one of atime and mtime (touch -m, touch -a)',
-    lines: [['f: atime=1000000000.000000000 mtime=1234567890.000000000', 'f: atime=1000000000.000000000 mtime=1000000000.000000000']],
-  },
-  utimens_before_1970: {
-    why: 'fuse-native passes times as unsigned milliseconds: times before 1970 arrive garbled',
-    lines: [['f: atime=-1000.000000000 mtime=-1.000000000', 'f: atime=15032385535.000000000 mtime=15032385535.000000000']],
-  },
-  rename_flags: {
-    why: 'libfuse 2.9 has no rename flags: RENAME_NOREPLACE and RENAME_EXCHANGE fail with EINVAL (mv/glibc fall back)',
-    lines: [
-      ['renameat2 RENAME_NOREPLACE to new -> ok', 'renameat2 RENAME_NOREPLACE to new -> EINVAL'],
-      ['renameat2 RENAME_EXCHANGE -> ok', 'renameat2 RENAME_EXCHANGE -> ENOENT'],
-      ['b: [A]', 'b: [B]'],
-      ['c: [B]', 'c: open -> ENOENT'],
-    ],
-  },
-  owner_after_setuid: {
-    why: 'FUSE handlers do not learn the calling uid: files are created by the local user outrun runs as',
-    lines: [
-      ['open/new: file mode=644 nlink=1 uid=65534 gid=65534 size=0', 'open/new: file mode=644 nlink=1 uid=0 gid=0 size=0'],
-      ['open/newdir: dir mode=755 nlink=2 uid=65534 gid=65534 size=4096', 'open/newdir: dir mode=755 nlink=2 uid=0 gid=0 size=4096'],
-    ],
-  },
   deep_paths_over_path_max: {
     why: 'the local side reaches files by their path from /, which may not pass 4095 bytes',
     lines: (remoteDir) => {
@@ -81,34 +61,6 @@ const KNOWN: Record<string, KnownDifference> = {
         ['mkdir at the bottom -> ok', 'mkdir at the bottom -> ENAMETOOLONG'],
       ];
     },
-  },
-  rmdir_holding_unlinked_open_file: {
-    why: 'libfuse 2.9 would lose the path of a file unlinked while open if its directory went, so that rmdir waits for the close',
-    lines: [
-      ['rmdir its dir while the file is open -> ok', 'rmdir its dir while the file is open -> ENOTEMPTY'],
-      ['rmdir after close -> ENOENT', 'rmdir after close -> ok'],
-    ],
-  },
-  names_not_utf8: {
-    why: 'fuse-native turns names into JavaScript strings: bytes that are not UTF-8 become U+FFFD',
-    lines: [['dir: . .. bad-\\xff\\xfe latin1-caf\\xe9 lone-\\x80', 'dir: . .. bad-\\xef\\xbf\\xbd\\xef\\xbf\\xbd latin1-caf\\xef\\xbf\\xbd lone-\\xef\\xbf\\xbd']],
-  },
-  xattrs: {
-    why: 'extended attributes are not served: Node has no xattr calls on the local side',
-    lines: [
-      ['setxattr user.one -> ok', 'setxattr user.one -> EOPNOTSUPP'],
-      ['setxattr user.two -> ok', 'setxattr user.two -> EOPNOTSUPP'],
-      ['setxattr XATTR_CREATE existing -> EEXIST', 'setxattr XATTR_CREATE existing -> EOPNOTSUPP'],
-      ['setxattr XATTR_REPLACE missing -> ENODATA', 'setxattr XATTR_REPLACE missing -> EOPNOTSUPP'],
-      ['getxattr user.one: 7 [value 1]', 'getxattr user.one -> EOPNOTSUPP'],
-      ['getxattr size of user.two: 8 ', 'getxattr size of user.two: -1 EOPNOTSUPP'],
-      ['getxattr user.two into 2 bytes: -1 ERANGE', 'getxattr user.two into 2 bytes: -1 EOPNOTSUPP'],
-      ['listxattr: user.one user.two', 'listxattr -> EOPNOTSUPP'],
-      ['removexattr user.one -> ok', 'removexattr user.one -> EOPNOTSUPP'],
-      ['getxattr after remove: -1 ENODATA', 'getxattr after remove: -1 EOPNOTSUPP'],
-      ['removexattr missing -> ENODATA', 'removexattr missing -> EOPNOTSUPP'],
-      ['getxattr missing: -1 ENODATA', 'getxattr missing: -1 EOPNOTSUPP'],
-    ],
   },
 };
 
