@@ -172,7 +172,10 @@ function builtFromSources(scriptName, srcRel, outRel) {
   const script = path.join(ROOT, 'scripts', scriptName);
   const out = path.join(ROOT, outRel);
   const srcDir = path.join(ROOT, srcRel);
-  const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])];
+  // An installed package has the output but neither the script nor the sources: it is used as is.
+  const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])].filter(
+    (f) => fs.existsSync(f),
+  );
   const outMtime = fs.existsSync(out) ? fs.statSync(out).mtimeMs : -1;
   if (inputs.some((f) => fs.statSync(f).mtimeMs > outMtime)) {
     try {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // npm's postinstall for outrun: makes an installed package complete.
 //
-// - The packed package ships the agent bundle (dist/runtime/agent.js) and the static helper, not
-//   the runtime's node binary and libraries (~100 MB, and they must be this machine's): they are
-//   assembled here into dist/runtime by build-runtime.mjs, with no compiler and no esbuild.
+// - The packed package ships the agent bundle (dist/runtime/agent.js), the static helper and the
+//   prebuilt addons, not the runtime's node binary and libraries (~100 MB, and they must be this
+//   machine's): they are assembled here into dist/runtime by build-runtime.mjs, with no compiler
+//   and no esbuild.
 //   A clone has src/ and builds everything in `prepare` instead.
 // - A global install (npm install -g) also gets its bash completion at
 //   PREFIX/share/bash-completion/completions/outrun (npm itself links the man page).

@@ -39,12 +39,14 @@ describe('the packed package, installed', { timeout: 300_000 }, () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('the tarball holds the command, the agent bundle, the helper, the page and the completion, and no tests', () => {
+  test('the tarball holds the command, the agent bundle, the helper, the addons, the page and the completion, and no tests', () => {
     const files = packed.files.map((f) => f.path).sort();
     for (const needed of [
       'dist/src/client/cli.js',
       'dist/runtime/agent.js',
       'dist/runtime-helper/outrun-helper',
+      'dist/runtime-addon/fuse-kernel.node',
+      'dist/local-addon/local-fs.node',
       'man/outrun.1',
       'completion/outrun.bash',
       'scripts/postinstall.mjs',
