@@ -14,8 +14,9 @@
 // The id is the first 32 hex chars of sha256(canonical JSON of files): identical content gives
 // the identical id (src/client/runtime.ts computes it the same way and checks it on load).
 //
-// Usage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--helper=FILE] [--out=DIR]
+// Usage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]
 //   --agent-entry  bundle FILE instead of src/remote/agent.ts (testing)
+//   --agent-bundle take an already bundled agent.js (an installed package has no esbuild)
 //   --helper       take a prebuilt outrun-helper instead of running scripts/build-helper.sh
 // Importable: `import { buildRuntime } from './build-runtime.mjs'`.
 
@@ -171,7 +172,10 @@ function builtFromSources(scriptName, srcRel, outRel) {
   const script = path.join(ROOT, 'scripts', scriptName);
   const out = path.join(ROOT, outRel);
   const srcDir = path.join(ROOT, srcRel);
-  const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])];
+  // An installed package has the output but neither the script nor the sources: it is used as is.
+  const inputs = [script, ...(fs.existsSync(srcDir) ? fs.readdirSync(srcDir).map((f) => path.join(srcDir, f)) : [])].filter(
+    (f) => fs.existsSync(f),
+  );
   const outMtime = fs.existsSync(out) ? fs.statSync(out).mtimeMs : -1;
   if (inputs.some((f) => fs.statSync(f).mtimeMs > outMtime)) {
     try {
@@ -186,7 +190,7 @@ function builtFromSources(scriptName, srcRel, outRel) {
 
 /**
  * Build dist/runtime. Returns { dir, id, machine, files, copied, reused, bytes, ms }.
- * @param {{ agentEntry?: string, helper?: string, outDir?: string, log?: (s: string) => void }} [opts]
+ * @param {{ agentEntry?: string, agentBundle?: string, helper?: string, outDir?: string, log?: (s: string) => void }} [opts]
  */
 export async function buildRuntime(opts = {}) {
   const t0 = Date.now();
@@ -196,7 +200,7 @@ export async function buildRuntime(opts = {}) {
     throw new BuildError(`the outrun runtime can only be built on Linux x64 or arm64, not ${process.platform}-${process.arch}`);
   }
   const agentEntry = path.resolve(opts.agentEntry ?? path.join(ROOT, 'src/remote/agent.ts'));
-  if (!fs.existsSync(agentEntry)) {
+  if (!opts.agentBundle && !fs.existsSync(agentEntry)) {
     throw new BuildError(`${path.relative(ROOT, agentEntry)} does not exist yet, so the agent cannot be bundled`);
   }
   const fuseAddon = builtFromSources('build-addon.sh', 'src/remote/fuse-addon', 'dist/runtime-addon/fuse-kernel.node');
@@ -258,7 +262,7 @@ export async function buildRuntime(opts = {}) {
   }
 
   // 3. The agent bundle: rewritten only when its content changed.
-  const agent = await bundleAgent(agentEntry);
+  const agent = opts.agentBundle ? fs.readFileSync(opts.agentBundle) : await bundleAgent(agentEntry);
   const agentDest = path.join(outDir, 'agent.js');
   let oldAgent;
   try {
@@ -298,12 +302,12 @@ export async function buildRuntime(opts = {}) {
 async function main() {
   const opts = { log: (s) => console.error(s) };
   for (const arg of process.argv.slice(2)) {
-    const m = /^--(agent-entry|helper|out)=(.+)$/.exec(arg);
+    const m = /^--(agent-entry|agent-bundle|helper|out)=(.+)$/.exec(arg);
     if (!m) {
-      console.error(`build-runtime: unknown argument ${arg}\nusage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--helper=FILE] [--out=DIR]`);
+      console.error(`build-runtime: unknown argument ${arg}\nusage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]`);
       process.exit(2);
     }
-    opts[{ 'agent-entry': 'agentEntry', helper: 'helper', out: 'outDir' }[m[1]]] = m[2];
+    opts[{ 'agent-entry': 'agentEntry', 'agent-bundle': 'agentBundle', helper: 'helper', out: 'outDir' }[m[1]]] = m[2];
   }
   try {
     const r = await buildRuntime(opts);

@@ -5,20 +5,24 @@
 // - the first value obtained for a keyword wins (IdentityFile accumulates instead);
 // - the command line (-p, -l, -i, -J, -o) comes before any file;
 // - ~/.ssh/config, then /etc/ssh/ssh_config, unless -F FILE (only FILE) or -F none (nothing);
-// - `Host` patterns (`*`, `?`, `!negation`, several per line) match the host as typed;
+// - `Host` patterns (`*`, `?`, `!negation`, several per line) match the host as typed, case and
+//   all; `Match host|originalhost` in any case, `Match user|localuser` exactly; the host name
+//   connected to is lower-cased;
 // - `Match all|host|originalhost|user|localuser|canonical|final` (with `!`); other criteria are
 //   unsupported: a warning, and the Match line does not match;
 // - `Include` (globs; relative paths from ~/.ssh, or /etc/ssh for the system file);
 // - `Key Value` / `Key=Value`, quoted arguments, case-insensitive keywords, trailing comments;
 // - %-tokens and `~` in IdentityFile, UserKnownHostsFile, IdentityAgent, ProxyCommand, HostName.
-// Differences: host patterns match case-insensitively (OpenSSH lower-cases the host, so a pattern
-// with capitals never matches there); no hostname canonicalization; `~user` is not expanded.
+// test/unit/ssh-config-differential.test.ts checks all this against `ssh -G`.
+// Differences: no hostname canonicalization; `~user` is not expanded.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { OutrunError } from './errors';
+import { matchExecSucceeds } from './ssh-match-exec';
+import { keywordUse } from './ssh-config-keywords';
 
 export type StrictHostKeyChecking = 'yes' | 'no' | 'accept-new' | 'ask';
 
@@ -106,21 +110,21 @@ function globToRegExp(pattern: string, ignoreCase: boolean): RegExp {
   return new RegExp(`^${re}$`, ignoreCase ? 'is' : 's');
 }
 
-/** One glob pattern (`*`, `?`) against a host or user name, case-insensitively. */
-export function matchPattern(pattern: string, text: string): boolean {
-  return globToRegExp(pattern, true).test(text);
+/** One glob pattern (`*`, `?`) against a host or user name (case-insensitively unless told). */
+export function matchPattern(pattern: string, text: string, ignoreCase = true): boolean {
+  return globToRegExp(pattern, ignoreCase).test(text);
 }
 
 /**
  * A list of patterns, each possibly negated with `!`: true when some positive pattern matches and
  * no negated one does (OpenSSH's match_pattern_list).
  */
-export function matchPatternList(patterns: readonly string[], text: string): boolean {
+export function matchPatternList(patterns: readonly string[], text: string, ignoreCase = true): boolean {
   let positive = false;
   for (const p of patterns) {
     if (p.startsWith('!')) {
-      if (matchPattern(p.slice(1), text)) return false;
-    } else if (matchPattern(p, text)) {
+      if (matchPattern(p.slice(1), text, ignoreCase)) return false;
+    } else if (matchPattern(p, text, ignoreCase)) {
       positive = true;
     }
   }
@@ -167,12 +171,12 @@ export function splitArgs(text: string): string[] | Error {
 }
 
 /** `keyword rest`, `keyword=rest`, `keyword = rest`; null for blank and comment lines. */
-function splitKeyword(line: string): { keyword: string; rest: string } | null {
+function splitKeyword(line: string): { keyword: string; spelled: string; rest: string } | null {
   const trimmed = line.trim();
   if (trimmed === '' || trimmed.startsWith('#')) return null;
   const m = /^([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)$/s.exec(trimmed);
   if (!m) return null;
-  return { keyword: m[1].toLowerCase(), rest: m[2] };
+  return { keyword: m[1].toLowerCase(), spelled: m[1], rest: m[2] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,34 +290,6 @@ export function expandTilde(p: string, home: string, what: string): string {
 // ---------------------------------------------------------------------------------------------
 // The settings collected while reading
 
-/** Keywords outrun uses. Anything else in a config file is ignored silently. */
-const SUPPORTED = new Set([
-  'hostname',
-  'user',
-  'port',
-  'identityfile',
-  'identitiesonly',
-  'userknownhostsfile',
-  'globalknownhostsfile',
-  'stricthostkeychecking',
-  'proxyjump',
-  'proxycommand',
-  'connecttimeout',
-  'serveraliveinterval',
-  'serveralivecountmax',
-  'hostkeyalias',
-  'batchmode',
-  'identityagent',
-  'compression',
-]);
-
-/** Keywords accepted and deliberately ignored (no warning for -o). */
-const IGNORED_QUIETLY = new Set(['addkeystoagent', 'loglevel', 'hashknownhosts', 'sendenv', 'setenv',
-  'forwardagent', 'forwardx11', 'requesttty', 'controlmaster', 'controlpath', 'controlpersist', 'visualhostkey',
-  'updatehostkeys', 'checkhostip', 'gssapiauthentication', 'gssapidelegatecredentials', 'ignoreunknown',
-  'preferredauthentications', 'pubkeyauthentication', 'passwordauthentication', 'kbdinteractiveauthentication',
-  'tcpkeepalive', 'addressfamily', 'canonicalizehostname', 'usekeychain']);
-
 interface Settings {
   values: Map<string, string>;
   lists: Map<string, string[]>;
@@ -328,6 +304,10 @@ interface Ctx {
   home: string;
   settings: Settings;
   warn: (msg: string) => void;
+  /** For `Match exec` (its shell and environment). */
+  env: NodeJS.ProcessEnv;
+  /** Keywords already reported as unsupported or unknown (once each). */
+  reported: Set<string>;
   /** Second pass for `Match final`/`canonical`. */
   finalPass: boolean;
   sawFinal: boolean;
@@ -345,16 +325,47 @@ function yesNo(value: string, where: string, keyword: string): boolean {
   throw configError(where, `bad value '${value}' for ${keyword}: expected yes or no`);
 }
 
+/**
+ * A keyword outrun does not honour: nothing for one without effect on the connection; one line
+ * on stderr for one that would change where or how to connect, and for an unknown one (unless
+ * IgnoreUnknown names it). Once per keyword.
+ */
+function reportNotHonoured(ctx: Ctx, keyword: string, spelled: string, rest: string, where: string): void {
+  const use = keywordUse(keyword);
+  if (use?.use === 'no-effect' || ctx.reported.has(keyword)) return;
+  if (use === undefined) {
+    const ignore = ctx.settings.values.get('ignoreunknown');
+    if (ignore !== undefined && matchPatternList(ignore.split(','), keyword)) return;
+    ctx.reported.add(keyword);
+    ctx.warn(`${where}: unknown keyword '${spelled}', ignored`);
+    return;
+  }
+  if (use.use !== 'unsupported') return;
+  const value = rest.trim().replace(/\s+/g, ' ').toLowerCase();
+  if (use.neutral.includes(value)) return;
+  ctx.reported.add(keyword);
+  ctx.warn(`${where}: ${spelled} is not supported by outrun (${use.what}); connecting without it`);
+}
+
 /** Apply one `keyword args` line (already known to be active). */
-function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string): void {
+function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string, spelled = keyword): void {
   const s = ctx.settings;
+  if (keyword === 'ignoreunknown') {
+    // Patterns (a comma-separated list); the first value wins, and it only covers what follows.
+    if (!s.values.has(keyword)) s.values.set(keyword, rest.trim().toLowerCase());
+    return;
+  }
+  if (keywordUse(keyword)?.use !== 'honoured') {
+    reportNotHonoured(ctx, keyword, spelled, rest, where);
+    return;
+  }
   if (keyword === 'proxycommand') {
     // The rest of the line, verbatim: it is a shell command.
     if (rest === '') throw configError(where, 'missing argument for ProxyCommand');
-    if (!s.proxy) s.proxy = { kind: 'command', value: rest };
+    // As OpenSSH: `ProxyJump none` does not keep a later ProxyCommand out.
+    if (!s.proxy || (s.proxy.kind === 'jump' && s.proxy.value.toLowerCase() === 'none')) s.proxy = { kind: 'command', value: rest };
     return;
   }
-  if (!SUPPORTED.has(keyword)) return;
   const args = splitArgs(rest);
   if (args instanceof Error) throw configError(where, args.message);
   if (args.length === 0) throw configError(where, `missing argument for ${keyword}`);
@@ -402,6 +413,28 @@ function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string): v
       break;
   }
   if (!s.values.has(keyword)) s.values.set(keyword, value);
+}
+
+/** The %-tokens of ssh_config(5) for the values known so far. */
+function connectionTokens(ctx: Ctx, hostName: string): Record<string, string> {
+  const v = ctx.settings.values;
+  const proxy = ctx.settings.proxy;
+  const localHost = os.hostname();
+  const tokens: Record<string, string> = {
+    h: hostName,
+    p: v.get('port') ?? '22',
+    r: v.get('user') ?? ctx.localUser,
+    u: ctx.localUser,
+    n: ctx.host,
+    d: ctx.home,
+    l: localHost,
+    L: localHost.split('.')[0],
+    i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
+    k: v.get('hostkeyalias') ?? ctx.host,
+    j: proxy?.kind === 'jump' && proxy.value.toLowerCase() !== 'none' ? proxy.value : '',
+  };
+  tokens.C = crypto.createHash('sha1').update(`${tokens.l}${tokens.h}${tokens.p}${tokens.r}${tokens.j}`).digest('hex');
+  return tokens;
 }
 
 function currentHostName(ctx: Ctx, strict = false): string {
@@ -458,11 +491,19 @@ function evalMatch(ctx: Ctx, args: string[], where: string): boolean {
               : crit === 'user'
                 ? (ctx.settings.values.get('user') ?? ctx.localUser)
                 : ctx.localUser;
-        ok = matchPatternList(list, subject);
+        // As OpenSSH: host names compare in any case, user names exactly.
+        ok = matchPatternList(list, subject, crit === 'host' || crit === 'originalhost');
+        break;
+      }
+      case 'exec': {
+        if (i >= args.length) throw configError(where, 'Match exec needs a command');
+        const command = expandTokens(args[i++], connectionTokens(ctx, currentHostName(ctx).toLowerCase()), 'Match exec');
+        // As OpenSSH: not run once an earlier criterion of the line has failed.
+        ok = result ? matchExecSucceeds(command, ctx.env) : false;
         break;
       }
       default: {
-        // exec, localnetwork, tagged, version, sessiontype, command, ...: unsupported.
+        // localnetwork, tagged, version, sessiontype, command, ...: unsupported.
         ctx.warn(`${where}: Match criterion '${crit}' is not supported by outrun; treating the Match as not matching`);
         return false;
       }
@@ -541,7 +582,7 @@ function readConfigFile(
       const args = splitArgs(rest);
       if (args instanceof Error) throw configError(where, args.message);
       if (args.length === 0) throw configError(where, 'Host needs patterns');
-      active = matchPatternList(args, ctx.host);
+      active = matchPatternList(args, ctx.host, false); // as OpenSSH: the host as typed, case and all
       continue;
     }
     if (keyword === 'match') {
@@ -572,7 +613,7 @@ function readConfigFile(
       }
       continue;
     }
-    applyKeyword(ctx, keyword, rest, where);
+    applyKeyword(ctx, keyword, rest, where, kw.spelled);
   }
 }
 
@@ -588,7 +629,7 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
   const warn = opts.warn ?? defaultWarn;
   const systemConfigFile = opts.systemConfigFile ?? '/etc/ssh/ssh_config';
   const settings: Settings = { values: new Map(), lists: new Map(), identityFiles: [] };
-  const ctx: Ctx = { host: opts.host, localUser, home, settings, warn, finalPass: false, sawFinal: false };
+  const ctx: Ctx = { host: opts.host, localUser, home, settings, warn, env, reported: new Set(), finalPass: false, sawFinal: false };
 
   // 1. The command line: -l, -p, -i first, then the -o options.
   if (opts.user !== undefined) settings.values.set('user', opts.user);
@@ -599,11 +640,10 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
     const where = `command line option -o ${rawKey}=${value}`;
     if (key === 'host' || key === 'match' || key === 'include')
       throw new OutrunError('SSH_CONFIG', `${where}: not allowed on the command line`);
-    if (!SUPPORTED.has(key) && key !== 'proxycommand' && !IGNORED_QUIETLY.has(key)) {
-      warn(`-o ${rawKey}: not used by outrun, ignored`);
-      continue;
-    }
-    applyKeyword(ctx, key, value, where);
+    // A keyword typed just now that no ssh_config knows is a mistake: refused, as ssh does.
+    if (keywordUse(key) === undefined && key !== 'ignoreunknown')
+      throw new OutrunError('USAGE', `-o ${rawKey}: unknown ssh_config keyword`, { hint: 'see ssh_config(5) for the keywords' });
+    applyKeyword(ctx, key, value, where, rawKey);
   }
 
   // 2. The files.
@@ -626,26 +666,12 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
 
   // 3. Final values, defaults, tokens.
   const v = settings.values;
-  const hostName = currentHostName(ctx, true);
+  const hostName = currentHostName(ctx, true).toLowerCase(); // as ssh: host names are lower-cased
   const user = v.get('user') ?? localUser;
   const port = Number(v.get('port') ?? '22');
   const hostKeyAlias = v.get('hostkeyalias');
   const proxyJump = settings.proxy?.kind === 'jump' && settings.proxy.value.toLowerCase() !== 'none' ? settings.proxy.value : undefined;
-  const localHost = os.hostname();
-  const tokens: Record<string, string> = {
-    h: hostName,
-    p: String(port),
-    r: user,
-    u: localUser,
-    n: opts.host,
-    d: home,
-    l: localHost,
-    L: localHost.split('.')[0],
-    i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
-    k: hostKeyAlias ?? opts.host,
-    j: proxyJump ?? '',
-  };
-  tokens.C = crypto.createHash('sha1').update(`${tokens.l}${tokens.h}${tokens.p}${tokens.r}${tokens.j}`).digest('hex');
+  const tokens = connectionTokens(ctx, hostName);
   const expandPath = (p: string, what: string): string => {
     const expanded = expandTilde(expandTokens(p, tokens, what), home, what);
     return path.isAbsolute(expanded) ? expanded : path.resolve(expanded);
@@ -660,6 +686,8 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
     const list = settings.lists.get(key);
     if (list === undefined) return defaults;
     if (list.length === 1 && list[0].toLowerCase() === 'none') return [];
+    // As OpenSSH: GlobalKnownHostsFile takes no %-tokens.
+    if (key === 'globalknownhostsfile') return list.map((f) => path.resolve(expandTilde(f, home, what)));
     return list.map((f) => expandPath(f, what));
   };
   const userKnownHostsFiles = knownList(

@@ -36,7 +36,7 @@ describe('connecting through proxies', { timeout: 120_000 }, () => {
         common,
         `Host via-command`,
         `  HostName ${field('HostName')}`,
-        `  ProxyCommand ssh -F ${SSH_CONFIG} -o BatchMode=yes -W %h:%p box`,
+        `  ProxyCommand ssh -F "${SSH_CONFIG}" -o BatchMode=yes -W %h:%p box`,
         common,
         '',
       ].join('\n'),

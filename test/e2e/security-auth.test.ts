@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CLI, SSH_CONFIG, boxShell, waitBoxClean } from './harness';
+import { shellQuote } from '../../src/client/shell-quote';
 import { closeTmux, tmux, waitForScreen } from './tmux';
 
 const PASSPHRASE = 'correct horse battery';
@@ -34,7 +35,7 @@ after(() => {
 
 test('a key file with a passphrase is unlocked on the terminal', { timeout: 120_000 }, async () => {
   const session = `outrun-auth-${process.pid}`;
-  const cmd = `SSH_AUTH_SOCK= ${process.execPath} ${CLI} -F ${cfg} box sh -c 'echo logged-in-with-the-key'; echo "EXIT=$?"; sleep 60`;
+  const cmd = `SSH_AUTH_SOCK= ${shellQuote([process.execPath, CLI, '-F', cfg])} box sh -c 'echo logged-in-with-the-key'; echo "EXIT=$?"; sleep 60`;
   assert.equal(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '20', cmd).status, 0);
   try {
     await waitForScreen(session, /Enter passphrase for key '.*id_locked':/, 30_000);
@@ -52,7 +53,7 @@ test('a key file with a passphrase is unlocked on the terminal', { timeout: 120_
 
 test('a wrong passphrase three times: authentication fails with 255', { timeout: 120_000 }, async () => {
   const session = `outrun-auth-wrong-${process.pid}`;
-  const cmd = `SSH_AUTH_SOCK= ${process.execPath} ${CLI} -F ${cfg} box true; echo "EXIT=$?"; sleep 60`;
+  const cmd = `SSH_AUTH_SOCK= ${shellQuote([process.execPath, CLI, '-F', cfg])} box true; echo "EXIT=$?"; sleep 60`;
   assert.equal(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '20', cmd).status, 0);
   try {
     for (let i = 0; i < 3; i++) {

@@ -10,9 +10,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CLI, ROOT, SSH_CONFIG, onBox, startLongRun, waitBoxClean } from './harness';
+import { shellQuote } from '../../src/client/shell-quote';
 import { localUser, type LocalUser } from './local-user';
 
-const OUTRUN = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box`;
+const OUTRUN = `${shellQuote([process.execPath, CLI, '-F', SSH_CONFIG])} box`;
 const bash = (script: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
   spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 120_000, cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
 
@@ -189,7 +190,7 @@ describe('signals, streams and identity through outrun', { timeout: 15 * 60_000 
       const limits = 'umask 027; ulimit -n 700; ulimit -c 0; ulimit -S -s 4096; ulimit -S -f 4000000; ulimit -S -t 3600';
       const show = `bash -c 'id -u; id -g; id -G; umask; for o in n Hn s Hs c f t d v u; do printf "%s " $(ulimit -$o 2>&1 || echo -); done; echo'`;
       const local = asUser(`${limits}; ${show}`);
-      const remote = asUser(`${limits}; ${process.execPath} ${CLI} -F ${user.sshConfig} box ${show}`);
+      const remote = asUser(`${limits}; ${shellQuote([process.execPath, CLI, '-F', user.sshConfig])} box ${show}`);
       assert.equal(local.status, 0, local.stderr);
       const lines = local.stdout.split('\n');
       assert.equal(lines[0], String(user.uid));
@@ -210,7 +211,7 @@ describe('signals, streams and identity through outrun', { timeout: 15 * 60_000 
         `gcc -o t t.c && ./t; echo "status $?"; rm -f t t.c`,
       ].join('\n');
       const local = asUser(script);
-      const remote = asUser(`${process.execPath} ${CLI} -F ${user.sshConfig} box bash -c '${script.replace(/'/g, `'\\''`)}'`);
+      const remote = asUser(`${shellQuote([process.execPath, CLI, '-F', user.sshConfig])} box bash -c '${script.replace(/'/g, `'\\''`)}'`);
       assert.equal(
         local.stdout,
         `1777 root\nrm of a root file: 1\nroot owns this\nmine\nown temp file removed\ncompiled\nstatus 7\n`,

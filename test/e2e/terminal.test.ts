@@ -4,6 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CLI, SSH_CONFIG, waitBoxClean } from './harness';
+import { shellQuote } from '../../src/client/shell-quote';
 import { closeTmux, sleep, tmux, waitForScreen } from './tmux';
 
 after(closeTmux);
@@ -12,7 +13,7 @@ after(closeTmux);
 
 test('an interactive shell in a terminal: size, keys, Ctrl-C, exit status', { timeout: 120_000 }, async () => {
   const session = `outrun-e2e-${process.pid}`;
-  const cmd = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box bash --norc --noprofile -i; echo "EXIT=$?"; sleep 60`;
+  const cmd = `${shellQuote([process.execPath, CLI, '-F', SSH_CONFIG])} box bash --norc --noprofile -i; echo "EXIT=$?"; sleep 60`;
   const started = tmux('new-session', '-d', '-s', session, '-x', '91', '-y', '27', cmd);
   assert.equal(started.status, 0, started.stderr);
   try {

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { CLI, SSH_CONFIG } from './harness';
+import { shellQuote } from '../../src/client/shell-quote';
 
 /** A tmux server of our own (other test runs on this machine use the default one). */
 const SOCKET = `outrun-e2e-${process.pid}`;
@@ -22,7 +23,7 @@ export async function waitForScreen(session: string, pattern: RegExp, ms = 15_00
 }
 
 /** The shell words that run the built outrun against the test box. */
-export const OUTRUN = `${process.execPath} ${CLI} -F ${SSH_CONFIG} box`;
+export const OUTRUN = `${shellQuote([process.execPath, CLI, '-F', SSH_CONFIG])} box`;
 
 let counter = 0;
 

@@ -10,15 +10,22 @@ import { mkdtempSync, rmdirSync } from 'node:fs';
 import * as path from 'node:path';
 
 const WORKER = path.join(__dirname, 'fuzz-worker.js');
+/** The checkout's root (dist/test/fuzz/ is three levels down): the worker loads from it. */
+const CHECKOUT = path.resolve(__dirname, '../../..');
 
 // Runs as root in a new mount namespace; everything mounted here vanishes with it.
 const SANDBOX = `
 set -eu
-new="$1"; shift
+new="$1"; checkout="$2"; shift 2
 mount --bind / "$new"
 mount -o remount,bind,ro "$new"
 mount -t tmpfs -o size=256m,mode=1777 fuzz-tmp "$new/tmp"
 mount -t tmpfs -o size=1m fuzz-dev "$new/dev"
+# A checkout under /tmp (where people try things) would be hidden by the scratch /tmp: bind it
+# back, read-only, so the worker and its modules are still there.
+case "$checkout" in
+  /tmp/*) mkdir -p "$new$checkout"; mount --bind "$checkout" "$new$checkout"; mount -o remount,bind,ro "$new$checkout" ;;
+esac
 # Device nodes of our own on the scratch /dev: a bind mount of the machine's /dev/null would
 # let a hostile chmod, chown or utimens change the real one (seen: mode 7515, owner 56806).
 mknod -m 666 "$new/dev/null" c 1 3
@@ -33,7 +40,7 @@ test('the file server answers random and hostile requests with errnos, within bo
   try {
     const r = spawnSync(
       'unshare',
-      ['--mount', '--propagation', 'private', '--', 'sh', '-c', SANDBOX, 'sandbox', root, process.execPath, WORKER],
+      ['--mount', '--propagation', 'private', '--', 'sh', '-c', SANDBOX, 'sandbox', root, CHECKOUT, process.execPath, WORKER],
       // A hung server (its thread pool stuck) cannot end the worker by itself: kill it.
       { encoding: 'utf8', env: { ...process.env }, maxBuffer: 64 * 1024 * 1024, timeout: 150_000, killSignal: 'SIGKILL' },
     );

@@ -130,7 +130,7 @@ describe('reading files', () => {
     assert.equal(o.port, 4000);
   });
 
-  test('patterns: *, ?, !negation, several per Host line, case-insensitive', () => {
+  test('patterns: *, ?, !negation, several per Host line, case as typed (as OpenSSH)', () => {
     const cfg = write(
       'patterns.conf',
       [
@@ -143,7 +143,9 @@ describe('reading files', () => {
       ].join('\n'),
     );
     assert.equal(resolve('x.internal', { configFile: cfg }).user, 'internal');
-    assert.equal(resolve('db.internal', { configFile: cfg }).user, 'db');
+    assert.equal(resolve('db.internal', { configFile: cfg }).user, 'local');
+    assert.equal(resolve('DB.INTERNAL', { configFile: cfg }).user, 'db');
+    assert.equal(resolve('DB.INTERNAL', { configFile: cfg }).hostName, 'db.internal');
     assert.equal(resolve('web1', { configFile: cfg }).user, 'web');
     assert.equal(resolve('api', { configFile: cfg }).user, 'web');
     assert.equal(resolve('web12', { configFile: cfg }).user, 'local');
@@ -259,12 +261,17 @@ describe('reading files', () => {
     assert.equal(c.connectTimeout, 20);
   });
 
-  test('Match exec and other unsupported criteria: a warning, and not matching', () => {
-    const cfg = write('match-exec.conf', 'Match exec "true"\n  Port 1\nMatch localnetwork 10.0.0.0/8\n  Port 2\n');
-    const r = resolve('x', { configFile: cfg });
+  test('Match exec runs its command (tokens expanded) and matches on exit 0; other unsupported criteria warn', () => {
+    const cfg = write(
+      'match-exec.conf',
+      'Match exec "test %n = x && exit 3"\n  Port 1\nMatch exec "test %n = x"\n  User execd\nMatch localnetwork 10.0.0.0/8\n  Port 2\n',
+    );
+    const r = resolve('x', { configFile: cfg, env: { PATH: process.env.PATH } });
     assert.equal(r.port, 22);
-    assert.equal(warnings.length, 2);
-    assert.match(warnings[0], /match-exec\.conf line 1: Match criterion 'exec' is not supported/);
+    assert.equal(r.user, 'execd');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /match-exec\.conf line 5: Match criterion 'localnetwork' is not supported/);
+    assert.equal(resolve('y', { configFile: cfg, env: { PATH: process.env.PATH } }).user, 'local');
   });
 
   test('Match final applies in a second pass, after everything else', () => {
@@ -301,9 +308,13 @@ describe('reading files', () => {
     const c = resolve('c1', { configFile: cfg });
     assert.equal(c.proxyCommand, 'ssh -W c1:22 bastion');
     assert.equal(c.proxyJump, undefined);
+    // As OpenSSH: ProxyJump none leaves room for a ProxyCommand; ProxyCommand none does not.
     const n = resolve('c1', { configFile: cfg, overrides: { ProxyJump: 'none' } });
     assert.equal(n.proxyJump, undefined);
-    assert.equal(n.proxyCommand, undefined);
+    assert.equal(n.proxyCommand, 'ssh -W c1:22 bastion');
+    const m = resolve('j1', { configFile: cfg, overrides: { ProxyCommand: 'none' } });
+    assert.equal(m.proxyJump, undefined);
+    assert.equal(m.proxyCommand, undefined);
     const o = resolve('c1', { configFile: cfg, overrides: { proxyjump: 'u@a:2,b' } });
     assert.equal(o.proxyJump, 'u@a:2,b');
   });
@@ -336,7 +347,7 @@ describe('reading files', () => {
     assert.equal(a.hostKeyAlias, 'alias-key');
     const b = resolve('b', { configFile: cfg });
     assert.equal(b.strictHostKeyChecking, 'yes');
-    assert.equal(warnings.length, 0);
+    assert.deepEqual(warnings, [`${cfg} line 12: unknown keyword 'SomeUnknownKeyword', ignored`]);
   });
 
   test('bad values name the file and line', () => {
@@ -348,9 +359,13 @@ describe('reading files', () => {
     configError(() => resolve('x', { configFile: 'none', overrides: { Port: 'abc' } }), /-o Port=abc: bad port/);
   });
 
-  test('-o with a keyword outrun does not use: a warning', () => {
-    resolve('x', { configFile: 'none', overrides: { Frobnicate: 'yes', LogLevel: 'QUIET' } });
-    assert.deepEqual(warnings, ['-o Frobnicate: not used by outrun, ignored']);
+  test('-o with a keyword no ssh_config has: refused (exit 2); one without effect: accepted quietly', () => {
+    assert.throws(
+      () => resolve('x', { configFile: 'none', overrides: { Frobnicate: 'yes' } }),
+      (err: unknown) => err instanceof OutrunError && err.code === 'USAGE' && err.exitStatus === 2 && /-o Frobnicate: unknown ssh_config keyword/.test(err.message),
+    );
+    resolve('x', { configFile: 'none', overrides: { LogLevel: 'QUIET' } });
+    assert.deepEqual(warnings, []);
   });
 });
 
