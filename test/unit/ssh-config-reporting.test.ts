@@ -72,13 +72,13 @@ describe('keywords outrun does not honour', () => {
 
   test('outrun itself prints the report on stderr before connecting (loopback, a closed port)', () => {
     const cli = path.join(CHECKOUT, 'dist/src/client/cli.js');
-    const r = spawnSync(process.execPath, [cli, '-F', 'none', '-o', 'ControlPersist=60', '-o', 'BatchMode=yes', '-p', '9', '127.0.0.1', 'true'], {
+    const r = spawnSync(process.execPath, [cli, '-F', 'none', '-o', 'ControlMaster=auto', '-o', 'BatchMode=yes', '-p', '9', '127.0.0.1', 'true'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH, HOME: dir },
       timeout: 30_000,
     });
     const lines = r.stderr.trim().split('\n');
-    assert.equal(lines[0], 'outrun: warning: command line option -o controlpersist=60: controlpersist is not supported by outrun (connection sharing); connecting without it');
+    assert.equal(lines[0], 'outrun: warning: command line option -o controlmaster=auto: controlmaster is not supported by outrun (connection sharing); connecting without it');
     assert.match(lines[1]!, /^outrun: cannot connect to 127\.0\.0\.1 port 9/);
     assert.equal(r.status, 255);
   });
