@@ -10,7 +10,7 @@ import { constants as OS } from 'node:os';
 import { constants as FS } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
 import type { PathOps } from './fuse-ops';
-import { InodeTable, type Node } from './inode-table';
+import { InodeTable, isDirAttr, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
 import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
@@ -206,7 +206,7 @@ export class FuseNodes {
     }
     // Never the entry of a directory: it may be a mount point, and dropping the entry
     // would detach what is mounted there (/proc, /sys, /dev).
-    const isDir = node && ((node.attr?.mode ?? 0) & 0o170000) === 0o040000;
+    const isDir = node && isDirAttr(node.attr);
     if (parent && !isDir) void this.kernel.notify(notifyInvalEntry(parent.id, fromByteString(name)));
   }
 
@@ -231,7 +231,7 @@ export class FuseNodes {
       const st = this.state.get(node.id);
       if (st) st.pageVersion = st.listVersion = undefined;
       sent.push(this.kernel.notify(notifyInvalInode(node.id, -1, 0)));
-      const isDir = ((node.attr?.mode ?? 0) & 0o170000) === 0o040000;
+      const isDir = isDirAttr(node.attr);
       if (!isDir && node.parent && node.name !== undefined) sent.push(this.kernel.notify(notifyInvalEntry(node.parent.id, fromByteString(node.name))));
     }
     this.listings.clear();
@@ -432,7 +432,7 @@ export class FuseNodes {
 
   /** An open file losing its last name must stay readable through its handles. */
   private mustHide(node: Node): boolean {
-    return node.opens > 0 && (node.attr?.nlink ?? 1) <= 1 && ((node.attr?.mode ?? 0) & 0o170000) !== 0o040000;
+    return node.opens > 0 && (node.attr?.nlink ?? 1) <= 1 && !isDirAttr(node.attr);
   }
 
   /**

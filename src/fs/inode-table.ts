@@ -28,6 +28,8 @@ export interface Node {
 }
 
 const fileType = (a: CachedAttr) => (a.mode ?? 0) & 0o170000;
+/** Whether the attributes are a directory's. */
+export const isDirAttr = (a: CachedAttr | undefined) => !!a && fileType(a) === 0o040000;
 const childKey = (parentId: number, name: string) => `${parentId}/${name}`;
 export const keyOf = (a: CachedAttr) => `${a.dev ?? 0}:${a.ino ?? 0}`;
 
@@ -114,7 +116,7 @@ export class InodeTable {
     for (const node of this.byId.values()) {
       if (count <= 0) return;
       if (node === this.root || node.opens > 0 || !node.parent || node.name === undefined) continue;
-      if (((node.attr?.mode ?? 0) & 0o170000) === 0o040000) continue;
+      if (isDirAttr(node.attr)) continue;
       count--;
       yield node;
     }

@@ -52,25 +52,29 @@ static int64_t int_arg(napi_env env, napi_value v) {
   return out;
 }
 
+/**
+ * One attribute's value (name) or the list of names (name NULL), as get/listxattr give
+ * them: a Buffer, its length for size 0, or -errno.
+ */
+static napi_value xattr_read(napi_env env, const char *path, const char *name, int64_t size) {
+  if (size < 0 || size > MAX_XATTR) size = MAX_XATTR;
+  char *buf = size ? malloc((size_t)size) : NULL;
+  if (size && !buf) return num(env, -ENOMEM);
+  ssize_t n = name ? lgetxattr(path, name, buf, (size_t)size) : llistxattr(path, buf, (size_t)size);
+  napi_value out;
+  if (n < 0) out = num(env, -errno);
+  else if (!size) out = num(env, n);
+  else napi_create_buffer_copy(env, (size_t)n, buf, NULL, &out);
+  free(buf);
+  return out;
+}
+
 /** getxattr(path, name, size): a Buffer with the value (size 0: a number, its length), or -errno. */
 static napi_value get_xattr(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char path[MAX_PATH], name[256];
   if (args(env, info, 3, argv) || cstr(env, argv[0], path, sizeof path) || cstr(env, argv[1], name, sizeof name)) return NULL;
-  int64_t size = int_arg(env, argv[2]);
-  if (size < 0 || size > MAX_XATTR) size = MAX_XATTR;
-  if (size == 0) {
-    ssize_t n = lgetxattr(path, name, NULL, 0);
-    return num(env, n < 0 ? -errno : n);
-  }
-  char *buf = malloc((size_t)size);
-  if (!buf) return num(env, -ENOMEM);
-  ssize_t n = lgetxattr(path, name, buf, (size_t)size);
-  napi_value out;
-  if (n < 0) out = num(env, -errno);
-  else napi_create_buffer_copy(env, (size_t)n, buf, NULL, &out);
-  free(buf);
-  return out;
+  return xattr_read(env, path, name, int_arg(env, argv[2]));
 }
 
 /** listxattr(path, size): a Buffer of NUL-ended names (size 0: a number, its length), or -errno. */
@@ -78,20 +82,7 @@ static napi_value list_xattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[MAX_PATH];
   if (args(env, info, 2, argv) || cstr(env, argv[0], path, sizeof path)) return NULL;
-  int64_t size = int_arg(env, argv[1]);
-  if (size < 0 || size > MAX_XATTR) size = MAX_XATTR;
-  if (size == 0) {
-    ssize_t n = llistxattr(path, NULL, 0);
-    return num(env, n < 0 ? -errno : n);
-  }
-  char *buf = malloc((size_t)size);
-  if (!buf) return num(env, -ENOMEM);
-  ssize_t n = llistxattr(path, buf, (size_t)size);
-  napi_value out;
-  if (n < 0) out = num(env, -errno);
-  else napi_create_buffer_copy(env, (size_t)n, buf, NULL, &out);
-  free(buf);
-  return out;
+  return xattr_read(env, path, NULL, int_arg(env, argv[1]));
 }
 
 /** setxattr(path, name, value, flags): 0 or -errno. */
