@@ -2,7 +2,7 @@
  * outrun-helper: the small static program outrun ships to the remote for what node cannot do
  * (unshare, setns, chroot, mount, setgroups, a proper tty).
  *
- *   outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...]
+ *   outrun-helper agent SESSION_DIR [--as UID:GID] -- PROGRAM [ARGS...]
  *   outrun-helper bind ROOT
  *   outrun-helper exec SESSION_DIR [RUN]
  *   outrun-helper signal SESSION_DIR NAME [RUN] (NAME: INT, TERM, ..., KILL, or HANGUP)
@@ -10,7 +10,9 @@
  *
  * RUN names one of several commands run in one session (a master's attached runs): each
  * records its pids under its own name, so that a signal reaches the right one.
- * SESSION_DIR is /run/outrun/NAME. Every error is one line on stderr starting "outrun-helper: ",
+ * SESSION_DIR is /run/outrun/NAME for root; for any other login (a rootless session) it is
+ * $HOME/.cache/outrun/run/NAME, and `agent` runs PROGRAM in a new user namespace too (userns.c),
+ * where UID:GID (the local ids) map to the login's own. Every error is one line on stderr starting "outrun-helper: ",
  * except the user-facing failures of `exec` that a shell would report ("outrun: ...").
  * Nothing but the `exec` handshake and `--version` ever writes to stdout: in `agent`, stdio
  * carries the RPC stream of the program it runs.
@@ -40,6 +42,8 @@
 #include <termios.h>
 #include <unistd.h>
 #include <dirent.h>
+
+#include "userns.h"
 
 #define HELPER_VERSION "1"
 #define SESSION_PARENT "/run/outrun"
@@ -109,7 +113,7 @@ __attribute__((format(printf, 2, 3), noreturn)) static void die(int status, cons
 }
 
 static void usage(void) {
-  msg("usage: outrun-helper agent SESSION_DIR -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
+  msg("usage: outrun-helper agent SESSION_DIR [--as UID:GID] -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
       "outrun-helper exec SESSION_DIR [RUN] | outrun-helper signal SESSION_DIR NAME [RUN] | outrun-helper --version");
   exit(EXIT_USAGE);
 }
@@ -252,19 +256,40 @@ static void run_file(char *out, size_t size, const char *base, const char *run) 
 
 /* ---------------------------------------------------------------- session directories */
 
-/* SESSION_DIR must be exactly /run/outrun/NAME with NAME of [A-Za-z0-9._-], not starting with '.'. */
-static void check_session_path(const char *dir) {
-  size_t plen = strlen(SESSION_PARENT);
-  const char *name = dir + plen + 1;
-  if (strncmp(dir, SESSION_PARENT "/", plen + 1) != 0 || *name == '\0' || *name == '.' ||
-      strlen(name) > SESSION_NAME_MAX)
-    die(EXIT_USAGE, "session directory %s is not of the form " SESSION_PARENT "/NAME", dir);
-  for (const char *c = name; *c; c++)
-    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
-      die(EXIT_USAGE, "session directory %s is not of the form " SESSION_PARENT "/NAME", dir);
+/* Where sessions live: /run/outrun for root; a rootless login's own ~/.cache/outrun/run (it
+ * cannot write /run). HOME comes from sshd: the helper is not setuid, a wrong HOME only hurts
+ * the login itself. */
+static const char *session_parent(void) {
+  static char parent[PATH_MAX];
+  if (parent[0]) return parent;
+  if (getuid() == 0) {
+    snprintf(parent, sizeof parent, "%s", SESSION_PARENT);
+    return parent;
+  }
+  const char *home = getenv("HOME");
+  if (!home || home[0] != '/' || strstr(home, "/.") || strlen(home) > PATH_MAX - 64)
+    die(EXIT_OUTRUN, "HOME (%s) is not an absolute path: a rootless session lives in ~/.cache/outrun/run", home ? home : "unset");
+  size_t n = strlen(home);
+  while (n > 1 && home[n - 1] == '/') n--;
+  snprintf(parent, sizeof parent, "%.*s/.cache/outrun/run", (int)n, home);
+  return parent;
 }
 
-/* A directory (not a symlink) owned by root with mode 0700. Returns 0, or -1 with errno (EPERM for
+/* SESSION_DIR must be exactly PARENT/NAME (session_parent) with NAME of [A-Za-z0-9._-], not
+ * starting with '.'. */
+static void check_session_path(const char *dir) {
+  const char *parent = session_parent();
+  size_t plen = strlen(parent);
+  const char *name = dir + plen + 1;
+  if (strncmp(dir, parent, plen) != 0 || dir[plen] != '/' || *name == '\0' || *name == '.' ||
+      strlen(name) > SESSION_NAME_MAX)
+    die(EXIT_USAGE, "session directory %s is not of the form %s/NAME", dir, parent);
+  for (const char *c = name; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
+      die(EXIT_USAGE, "session directory %s is not of the form %s/NAME", dir, parent);
+}
+
+/* A directory (not a symlink) owned by us (root, or the rootless login) with mode 0700. Returns 0, or -1 with errno (EPERM for
  * wrong type/owner/mode). */
 static int check_private_dir(const char *path, const char **why) {
   struct stat st;
@@ -273,7 +298,7 @@ static int check_private_dir(const char *path, const char **why) {
     return -1;
   }
   *why = !S_ISDIR(st.st_mode)                ? "is not a directory"
-         : st.st_uid != 0                    ? "is not owned by root"
+         : st.st_uid != getuid()             ? (getuid() == 0 ? "is not owned by root" : "is not owned by this login")
          : (st.st_mode & 07777) != 0700      ? "does not have mode 0700"
                                              : NULL;
   if (*why) {
@@ -319,31 +344,46 @@ static int remove_tree(const char *dir) {
   return 0;
 }
 
-/* Creates /run/outrun (0700, root) or checks an existing one. */
+/* Creates the session parent (0700, ours) or checks an existing one. A rootless login's
+ * ~/.cache/outrun is made 0700 on the way (the runtime and the caches live there too). */
 static void ensure_session_parent(void) {
   const char *why;
-  if (mkdir(SESSION_PARENT, 0700) == 0) {
-    /* mkdir applies the umask: force the mode. */
-    if (chown(SESSION_PARENT, 0, 0) < 0 || chmod(SESSION_PARENT, 0700) < 0)
-      die(EXIT_OUTRUN, "setting up %s: %s", SESSION_PARENT, strerror(errno));
-  } else if (errno != EEXIST) {
-    die(EXIT_OUTRUN, "creating %s: %s", SESSION_PARENT, strerror(errno));
+  const char *parent = session_parent();
+  if (getuid() != 0) {
+    char up[PATH_MAX];
+    snprintf(up, sizeof up, "%s", parent);
+    *strrchr(up, '/') = '\0'; /* ~/.cache/outrun */
+    char *slash = strrchr(up, '/');
+    *slash = '\0';
+    if (mkdir(up, 0700) < 0 && errno != EEXIST) die(EXIT_OUTRUN, "creating %s: %s", up, strerror(errno));
+    *slash = '/';
+    if (mkdir(up, 0700) < 0 && errno != EEXIST) die(EXIT_OUTRUN, "creating %s: %s", up, strerror(errno));
+    if (check_private_dir(up, &why) < 0 && why && chmod(up, 0700) < 0)
+      die(EXIT_OUTRUN, "refusing to use %s: it %s", up, why);
   }
-  if (check_private_dir(SESSION_PARENT, &why) < 0) {
-    if (why) die(EXIT_OUTRUN, "refusing to use %s: it %s", SESSION_PARENT, why);
-    die(EXIT_OUTRUN, "checking %s: %s", SESSION_PARENT, strerror(errno));
+  if (mkdir(parent, 0700) == 0) {
+    /* mkdir applies the umask: force the mode. */
+    if ((getuid() == 0 && chown(parent, 0, 0) < 0) || chmod(parent, 0700) < 0)
+      die(EXIT_OUTRUN, "setting up %s: %s", parent, strerror(errno));
+  } else if (errno != EEXIST) {
+    die(EXIT_OUTRUN, "creating %s: %s", parent, strerror(errno));
+  }
+  if (check_private_dir(parent, &why) < 0) {
+    if (why) die(EXIT_OUTRUN, "refusing to use %s: it %s", parent, why);
+    die(EXIT_OUTRUN, "checking %s: %s", parent, strerror(errno));
   }
 }
 
 /* Removes the sessions whose helper.pid names a process that no longer exists. */
 static void clean_stale_sessions(void) {
-  DIR *d = opendir(SESSION_PARENT);
-  if (!d) die(EXIT_OUTRUN, "listing %s: %s", SESSION_PARENT, strerror(errno));
+  const char *parent = session_parent();
+  DIR *d = opendir(parent);
+  if (!d) die(EXIT_OUTRUN, "listing %s: %s", parent, strerror(errno));
   struct dirent *e;
   while ((errno = 0, e = readdir(d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     char dir[PATH_MAX], pidfile[PATH_MAX];
-    if (join_path(dir, sizeof dir, SESSION_PARENT, e->d_name) < 0) continue;
+    if (join_path(dir, sizeof dir, parent, e->d_name) < 0) continue;
     struct stat st;
     if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
     if (join_path(pidfile, sizeof pidfile, dir, "helper.pid") < 0) continue;
@@ -352,7 +392,7 @@ static void clean_stale_sessions(void) {
     if (kill(pid, 0) == 0 || errno != ESRCH) continue;
     remove_tree(dir); /* a failure is reported and is not fatal */
   }
-  if (errno != 0) die(EXIT_OUTRUN, "listing %s: %s", SESSION_PARENT, strerror(errno));
+  if (errno != 0) die(EXIT_OUTRUN, "listing %s: %s", parent, strerror(errno));
   closedir(d);
 }
 
@@ -472,6 +512,10 @@ __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
   }
   if (agent == 0) {
     reset_signals();
+    if (getuid() != 0 || geteuid() != 0) {
+      /* rootless, mapped to a non-zero local uid: the agent still has to mount */
+      if (userns_keep_mount_cap() < 0) msg("keeping CAP_SYS_ADMIN for the agent: %s", strerror(errno));
+    }
     execvp(prog[0], prog);
     msg("cannot run %s: %s", prog[0], strerror(errno));
     _exit(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
@@ -507,10 +551,35 @@ __attribute__((noreturn)) static void agent_init(int sync_fd, char **prog) {
   _exit(status_code(agent_status));
 }
 
+/* UID:GID, both decimal. */
+static void parse_ids(const char *s, uid_t *uid, gid_t *gid) {
+  char buf[64];
+  uint64_t u, g;
+  const char *colon = strchr(s, ':');
+  if (!colon || (size_t)(colon - s) >= sizeof buf) usage();
+  memcpy(buf, s, (size_t)(colon - s));
+  buf[colon - s] = '\0';
+  if (parse_u64(buf, UINT32_MAX - 1, &u) < 0 || parse_u64(colon + 1, UINT32_MAX - 1, &g) < 0) usage();
+  *uid = (uid_t)u;
+  *gid = (gid_t)g;
+}
+
 static int cmd_agent(int argc, char **argv) {
-  if (argc < 5 || strcmp(argv[3], "--") != 0) usage();
+  if (argc < 5) usage();
   const char *session = argv[2];
-  char **prog = argv + 4;
+  int rootless = getuid() != 0;
+  uid_t local_uid = 0;
+  gid_t local_gid = 0;
+  int at = 3;
+  if (strcmp(argv[at], "--as") == 0) {
+    if (argc < 7) usage();
+    parse_ids(argv[at + 1], &local_uid, &local_gid);
+    at += 2;
+  } else if (rootless) {
+    die(EXIT_USAGE, "a rootless session needs --as UID:GID (the local ids)");
+  }
+  if (strcmp(argv[at], "--") != 0 || argc < at + 2) usage();
+  char **prog = argv + at + 1;
   check_session_path(session);
 
   ensure_session_parent();
@@ -543,12 +612,25 @@ static int cmd_agent(int argc, char **argv) {
     remove_tree(session);
     exit(EXIT_OUTRUN);
   }
-  if (unshare(CLONE_NEWPID) < 0) {
-    msg("unshare(CLONE_NEWPID): %s", strerror(errno));
-    remove_tree(session);
-    exit(EXIT_OUTRUN);
+  pid_t init;
+  if (rootless) {
+    /* One clone: the user namespace owns the pid namespace (and the mount namespace PID 1 makes). */
+    init = userns_clone();
+    if (init < 0) {
+      char why[512];
+      int e = errno;
+      msg("cannot create a user namespace: %s", userns_refusal(e, why, sizeof why));
+      remove_tree(session);
+      exit(EXIT_OUTRUN);
+    }
+  } else {
+    if (unshare(CLONE_NEWPID) < 0) {
+      msg("unshare(CLONE_NEWPID): %s", strerror(errno));
+      remove_tree(session);
+      exit(EXIT_OUTRUN);
+    }
+    init = fork();
   }
-  pid_t init = fork();
   if (init < 0) {
     msg("fork: %s", strerror(errno));
     remove_tree(session);
@@ -560,6 +642,18 @@ static int cmd_agent(int argc, char **argv) {
   }
   close(sync[0]);
 
+  if (rootless) {
+    char why[512];
+    if (userns_map(init, local_uid, local_gid, why, sizeof why) < 0) {
+      msg("mapping the local uid %lu and gid %lu in the user namespace: %s", (unsigned long)local_uid,
+          (unsigned long)local_gid, why);
+      kill(init, SIGKILL);
+      while (waitpid(init, NULL, 0) < 0 && errno == EINTR) {
+      }
+      remove_tree(session);
+      exit(EXIT_OUTRUN);
+    }
+  }
   if (write_pid_file(session, "init.pid", init) < 0) {
     msg("writing %s/init.pid: %s", session, strerror(errno));
     kill(init, SIGKILL);
@@ -612,8 +706,12 @@ static int cmd_bind(int argc, char **argv) {
     return 1;
   }
   if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-    msg("mounting proc on %s: %s", proc, strerror(errno));
-    return 1;
+    /* In a user namespace the kernel refuses a new proc where the remote's is partly hidden
+     * (mounts over parts of it): bind that one then (it shows the remote's pids). */
+    if (!(errno == EPERM && getuid() != 0 && mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) == 0)) {
+      msg("mounting proc on %s: %s", proc, strerror(errno));
+      return 1;
+    }
   }
   if (mount("/sys", sys, NULL, MS_BIND | MS_REC, NULL) < 0) {
     msg("binding /sys on %s: %s", sys, strerror(errno));
@@ -839,7 +937,9 @@ static void join_session(const char *session) {
   if (pd < 0) not_running(session, strerror(errno));
   int pidns = openat(pd, "ns/pid", O_RDONLY | O_CLOEXEC);
   int mntns = pidns < 0 ? -1 : openat(pd, "ns/mnt", O_RDONLY | O_CLOEXEC);
-  if (pidns < 0 || mntns < 0) not_running(session, strerror(errno));
+  /* A rootless session's namespaces belong to its user namespace: that is joined first. */
+  int userns = mntns < 0 || getuid() == 0 ? -1 : openat(pd, "ns/user", O_RDONLY | O_CLOEXEC);
+  if (pidns < 0 || mntns < 0 || (getuid() != 0 && userns < 0)) not_running(session, strerror(errno));
 
   /* It must be the PID 1 of a pid namespace (guards against a reused pid). */
   int sfd = openat(pd, "status", O_RDONLY | O_CLOEXEC);
@@ -857,6 +957,8 @@ static void join_session(const char *session) {
     not_running(session, "its init.pid does not name the init of a pid namespace");
   close(pd);
 
+  if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) not_running(session, strerror(errno));
+  if (userns >= 0) close(userns);
   if (setns(pidns, CLONE_NEWPID) < 0) not_running(session, strerror(errno));
   if (setns(mntns, CLONE_NEWNS) < 0) not_running(session, strerror(errno));
   close(pidns);
@@ -959,7 +1061,9 @@ static int cmd_exec(int argc, char **argv) {
       if (capped.rlim_cur > capped.rlim_max) capped.rlim_cur = capped.rlim_max;
       if (setrlimit(res, &capped) < 0) child_fail(ep[1], ST_RLIMIT, (int)i);
     }
-    if (setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
+    /* A rootless session mapped without newgidmap may not change groups: the command keeps the
+     * login's (they show as the overflow gid). */
+    if (!userns_setgroups_denied() && setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
     if (setgid(sp.gid) < 0) child_fail(ep[1], ST_SETGID, 0);
     if (setuid(sp.uid) < 0) child_fail(ep[1], ST_SETUID, 0);
     /* Entered as the user, so that permissions are checked as the user. */
