@@ -45,6 +45,9 @@ export interface AgentSessionOptions {
   cache?: { trees: string[]; maxBytes: number };
   /** Where the session lives on the remote (default: a fresh /run/outrun/s-...). */
   sessionDir?: string;
+  /** A rootless remote (the login is not root): sessions live under this directory instead of
+   * /run/outrun, and the agent's user namespace maps the local ids (this process's) to the login's. */
+  rootless?: { sessionParent: string };
   /** A master's session: many runs, each seeing local changes made before it (beginRun). */
   manyRuns?: boolean;
 }
@@ -52,9 +55,12 @@ export interface AgentSessionOptions {
 /** How long a run's start may wait for the agent's revalidation. */
 const RUN_START_TIMEOUT_MS = 30_000;
 
-export const newSessionDir = () => `/run/outrun/s-${randomBytes(8).toString('hex')}`;
+export const newSessionDir = (parent = '/run/outrun') => `${parent}/s-${randomBytes(8).toString('hex')}`;
 
 const CLIENT_VERSION = '0.1.0';
+
+/** The ids a rootless session maps to the login's: this process's (the command's, see exec-spec.ts). */
+const localIds = () => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
 
 /** The agent's exit status when it gave up on the link (src/remote/agent.ts, EXIT.LOST). */
 export const AGENT_EXIT_LINK_LOST = 14;
@@ -100,9 +106,9 @@ export class AgentSession {
   private readonly started = performance.now();
 
   private constructor(private readonly opts: AgentSessionOptions) {
-    this.sessionDir = opts.sessionDir ?? newSessionDir();
+    this.sessionDir = opts.sessionDir ?? newSessionDir(opts.rootless?.sessionParent);
     this.files = new LocalFileServer(undefined, opts.commandEnv);
-    this.agentChannel = execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader), false);
+    this.agentChannel = execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader, opts.rootless ? localIds() : undefined), false);
     this.agentChannel.catch(() => undefined);
     this.agentClosed = this.agentChannel.then(
       (ch) =>

@@ -14,13 +14,14 @@ import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { OutrunError } from './errors';
 import { LocalRuntime, MANIFEST_VERSION, nodeArgv, unameMachine } from './runtime';
 import { shellQuote } from './shell-quote';
+import { assess, cacheBaseOf, parseProbe, probeScript, ROOT_CACHE } from './remote-probe';
 
-export const DEFAULT_CACHE_ROOT = '/var/cache/outrun/runtime';
+export const DEFAULT_CACHE_ROOT = `${ROOT_CACHE}/runtime`;
 
 export interface EnsureRuntimeOptions {
   /** Name of the remote for messages ("remote HOST is aarch64 ..."). */
   host?: string;
-  /** Remote cache root; default /var/cache/outrun/runtime. */
+  /** Remote cache root; default /var/cache/outrun/runtime for root, ~/.cache/outrun/runtime otherwise. */
   cacheRoot?: string;
   /** How many other runtime ids to keep in the cache; older ones are removed. Default 3. */
   keep?: number;
@@ -34,9 +35,11 @@ export interface EnsuredRuntime {
   remoteDir: string;
   /** True if this call uploaded it. */
   uploaded: boolean;
+  /** The login is not root: sessions run in a user namespace and live under sessionParent. */
+  rootless?: { sessionParent: string };
 }
 
-interface ExecResult {
+export interface ExecResult {
   code: number | null;
   signal: string | null;
   stdout: string;
@@ -44,11 +47,10 @@ interface ExecResult {
 }
 
 const OUTPUT_LIMIT = 1 << 20;
-const PROBE_TAG = 'outrun-probe:';
 
 /** Run one command on the remote, collecting its output. Rejects only if the channel cannot be
  * opened; a failing command resolves with its exit status. */
-function execCapture(conn: Client, command: string): Promise<ExecResult> {
+export function execCapture(conn: Client, command: string): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     conn.exec(command, (err, ch) => {
       if (err) return reject(err);
@@ -76,7 +78,7 @@ function firstLine(s: string): string {
   return s.trim().split('\n').filter(Boolean).pop()?.slice(0, 300) ?? '';
 }
 
-function describeExit(r: ExecResult): string {
+export function describeExit(r: ExecResult): string {
   const status = r.signal ? `killed by ${r.signal}` : r.code === null ? 'no exit status' : `exit ${r.code}`;
   const err = firstLine(r.stderr);
   return err ? `${err} (${status})` : status;
@@ -85,55 +87,8 @@ function describeExit(r: ExecResult): string {
 const DISK_FULL_RE = /No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/i;
 
 /** sh -c '<script>': the login shell of the remote user may not be a POSIX shell. */
-function sh(script: string): string {
+export function sh(script: string): string {
   return shellQuote(['sh', '-c', script]);
-}
-
-interface Probe {
-  os: string;
-  machine: string;
-  uid: string;
-  fuse: boolean;
-  complete: boolean;
-}
-
-function probeScript(remoteDir: string): string {
-  const q = shellQuote;
-  const t = PROBE_TAG;
-  // Each fact on its own tagged line: login scripts may print their own noise on stdout.
-  return [
-    `printf '${t}os=%s\\n' "$(uname -s 2>/dev/null)"`,
-    `printf '${t}machine=%s\\n' "$(uname -m 2>/dev/null)"`,
-    `u=$(id -u 2>/dev/null) || u=`,
-    `[ -n "$u" ] || while read -r k v rest; do [ "$k" = Uid: ] && u=$v; done </proc/self/status`,
-    `printf '${t}uid=%s\\n' "$u"`,
-    `if [ -c /dev/fuse ]; then echo ${t}fuse=1; else echo ${t}fuse=0; fi`,
-    // Touch the marker so that cache collection removes the least recently used runtimes.
-    `if [ -f ${q([`${remoteDir}/.complete`])} ]; then touch -c ${q([`${remoteDir}/.complete`])} 2>/dev/null; echo ${t}complete=1; else echo ${t}complete=0; fi`,
-  ].join('; ');
-}
-
-function parseProbe(out: string): Probe | undefined {
-  const kv = new Map<string, string>();
-  for (const line of out.split('\n')) {
-    const i = line.indexOf(PROBE_TAG);
-    if (i < 0) continue;
-    const rest = line.slice(i + PROBE_TAG.length).trim();
-    const eq = rest.indexOf('=');
-    if (eq > 0) kv.set(rest.slice(0, eq), rest.slice(eq + 1));
-  }
-  if (!kv.has('complete')) return undefined;
-  return {
-    os: kv.get('os') ?? '',
-    machine: kv.get('machine') ?? '',
-    uid: kv.get('uid') ?? '',
-    fuse: kv.get('fuse') === '1',
-    complete: kv.get('complete') === '1',
-  };
-}
-
-function normalizeMachine(m: string): string {
-  return m === 'amd64' ? 'x86_64' : m === 'arm64' ? 'aarch64' : m;
 }
 
 // Runs with the uploaded node: chmod each file to its manifest mode, fsync it, and report its
@@ -220,15 +175,13 @@ export async function ensureRemoteRuntime(
   opts: EnsureRuntimeOptions = {},
 ): Promise<EnsuredRuntime> {
   const host = opts.host ?? 'the remote host';
-  const root = (opts.cacheRoot ?? DEFAULT_CACHE_ROOT).replace(/\/+$/, '');
-  const remoteDir = `${root}/${runtime.id}`;
   const keep = opts.keep ?? 3;
 
-  // a. One exec: architecture, uid, /dev/fuse, completion marker.
+  // a. One exec: architecture, uid, user namespaces, /dev/fuse, completion marker.
   let t0 = Date.now();
   let probeOut: ExecResult;
   try {
-    probeOut = await execCapture(conn, sh(probeScript(remoteDir)));
+    probeOut = await execCapture(conn, sh(probeScript(runtime.id, opts.cacheRoot)));
   } catch (err) {
     throw new OutrunError('SSH_LOST', `cannot run a command on ${host}: ${(err as Error).message}`, { cause: err });
   }
@@ -243,32 +196,23 @@ export async function ensureRemoteRuntime(
       `/dev/fuse ${probe.fuse ? 'present' : 'missing'}, runtime ${runtime.id} ${probe.complete ? 'installed' : 'not installed'}`,
   );
 
-  // b. Refuse before uploading anything.
+  // b. Refuse before uploading anything: the first item a run needs that is missing (the same
+  // judgement as outrun --check). The upload's own failures (disk full) are reported below.
   const want = runtime.machine || unameMachine() || process.arch;
-  if (probe.os && probe.os !== 'Linux') {
-    throw new OutrunError('ARCH_MISMATCH', `remote ${host} runs ${probe.os}, but the outrun runtime is for Linux ${want}`, {
-      hint: 'outrun only runs commands on Linux remotes',
+  const missing = assess({ probe, host, machine: want, runtimeBytes: 0, runtimeId: runtime.id }).find((i) => !i.ok);
+  if (missing) throw new OutrunError(missing.code ?? 'UPLOAD_FAILED', missing.detail, { hint: missing.fix });
+  const base = cacheBaseOf(probe.uid, probe.home);
+  const rootless = probe.uid === '0' ? undefined : { sessionParent: `${base}/run` };
+  if (rootless && !probe.home.startsWith('/')) {
+    throw new OutrunError('UPLOAD_FAILED', `the login on ${host} has no absolute HOME (${probe.home || 'unset'})`, {
+      hint: 'a rootless run keeps its runtime in ~/.cache/outrun: give the account a home directory',
     });
   }
-  const got = normalizeMachine(probe.machine);
-  if (got !== want) {
-    throw new OutrunError('ARCH_MISMATCH', `remote ${host} is ${got || 'of unknown architecture'} but this outrun runtime is ${want}`, {
-      hint: `outrun ships the local node binary: use a ${want} remote, or run outrun from a ${got || 'matching'} machine`,
-    });
-  }
-  if (probe.uid !== '0') {
-    throw new OutrunError('REMOTE_NOT_ROOT', `outrun needs root on ${host}, but it is logged in as uid ${probe.uid || 'unknown'}`, {
-      hint: 'log in as root (-l root), or as another account with uid 0',
-    });
-  }
-  if (!probe.fuse) {
-    throw new OutrunError('REMOTE_NO_FUSE', `remote ${host} has no /dev/fuse`, {
-      hint: 'load FUSE there (modprobe fuse); in a container, pass the device (--device /dev/fuse)',
-    });
-  }
+  const root = (opts.cacheRoot ?? `${base}/runtime`).replace(/\/+$/, '');
+  const remoteDir = `${root}/${runtime.id}`;
 
   // c. Warm path.
-  if (probe.complete) return { remoteDir, uploaded: false };
+  if (probe.complete) return { remoteDir, uploaded: false, rootless };
 
   // d. Cold path.
   const tStart = Date.now();
@@ -294,10 +238,12 @@ export async function ensureRemoteRuntime(
   for (const rel of Object.keys(runtime.files)) {
     for (let d = path.posix.dirname(rel); d !== '.'; d = path.posix.dirname(d)) dirs.add(`${tmp}/${d}`);
   }
+  // A rootless login's ~/.cache/outrun is private too (runtime, caches, sessions).
+  const privateBase = rootless && !opts.cacheRoot ? `chmod 700 ${shellQuote([base])} && ` : '';
   const mk = await execCapture(
     conn,
     sh(
-      `umask 077 && mkdir -p ${shellQuote([root])} && chmod 700 ${shellQuote([root])} && ` +
+      `umask 077 && mkdir -p ${shellQuote([root])} && ${privateBase}chmod 700 ${shellQuote([root])} && ` +
         `mkdir ${shellQuote([tmp])} && ${dirs.size ? `mkdir -p ${shellQuote([...dirs].sort())}` : 'true'}`,
     ),
   ).catch((err) => fail(`cannot run mkdir: ${(err as Error).message}`, err));
@@ -377,7 +323,7 @@ export async function ensureRemoteRuntime(
       (pub.removed?.length ? `; removed old ${pub.removed.join(', ')}` : ''),
   );
   log(`runtime: cold install total ${ms(tStart)}`);
-  return { remoteDir, uploaded: pub.result !== 'raced' };
+  return { remoteDir, uploaded: pub.result !== 'raced', rootless };
 }
 
 /** Largest files first, a few at a time: small files overlap their round trips. */

@@ -79,13 +79,14 @@ async function main(argv: string[]): Promise<number> {
     ensuring.catch(() => undefined);
     // The session's code (grpc-js, protobufjs) loads while the remote runs the probe.
     const { runSession } = await import('./session');
-    const { remoteDir, uploaded } = await ensuring;
+    const { remoteDir, uploaded, rootless } = await ensuring;
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
     phases.mark('runtime check');
     return await runSession({
       conn,
       remoteDir,
       loader: runtime.loader,
+      rootless,
       spec,
       pty,
       verbose: options.verbose,

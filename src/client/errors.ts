@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'PROXY_FAILED'
   | 'REMOTE_NOT_ROOT'
   | 'REMOTE_NO_FUSE'
+  | 'REMOTE_NO_USERNS'
   | 'ARCH_MISMATCH'
   | 'UPLOAD_FAILED'
   | 'RUNTIME_MISSING'

@@ -55,13 +55,14 @@ async function main(): Promise<void> {
     const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
     ensuring.catch(() => undefined);
     await import('./agent-session');
-    const { remoteDir } = await ensuring;
+    const { remoteDir, rootless } = await ensuring;
     process.chdir('/');
     return {
       conn,
       remoteDir,
       agent: {
         loader: runtime.loader,
+        rootless,
         commandEnv: cfg.commandEnv,
         cwd: cfg.cwd,
         verbose: 0,

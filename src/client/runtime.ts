@@ -112,12 +112,14 @@ export function loadLocalRuntime(distDir: string = defaultRuntimeDir()): LocalRu
 }
 
 /** The command line that starts the agent from a runtime directory on the remote. */
-export function agentCommand(remoteDir: string, sessionDir: string, loaderName: string): string {
+export function agentCommand(remoteDir: string, sessionDir: string, loaderName: string, as?: { uid: number; gid: number }): string {
   const d = remoteDir.replace(/\/+$/, '');
   return shellQuote([
     `${d}/outrun-helper`,
     'agent',
     sessionDir,
+    // A rootless session: the local ids its user namespace maps to the login's.
+    ...(as ? ['--as', `${as.uid}:${as.gid}`] : []),
     '--',
     `${d}/lib/${loaderName}`,
     '--library-path',

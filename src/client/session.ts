@@ -36,11 +36,13 @@ export interface SessionOptions {
   remoteId?: string;
   /** The remote's persistent cache of local trees; undefined: none. */
   cache?: { trees: string[]; maxBytes: number };
+  /** A rootless remote (see AgentSessionOptions.rootless). */
+  rootless?: { sessionParent: string };
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
   const { log } = opts;
-  const sessionDir = newSessionDir();
+  const sessionDir = newSessionDir(opts.rootless?.sessionParent);
   // Modes from the remote are already masked by the command's umask (see local-server.ts).
   const savedUmask = process.umask(0);
   const terminal = opts.pty ? new Terminal() : undefined;
@@ -66,6 +68,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       remoteId: opts.remoteId,
       cache: opts.cache,
       sessionDir,
+      rootless: opts.rootless,
     });
     opts.phases?.mark('agent and mount');
     const cc = await commandChannel;

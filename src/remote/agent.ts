@@ -22,11 +22,16 @@ import type { MountedTree } from './mount';
 import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch';
 import { FuseOpsByRun } from './fuse-ops-by-run';
 import { StaleAnswers } from './stale-answers';
+import { inInitialUserNamespace } from './user-namespace';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
-/** Where the persistent caches live on the remote (root only), one directory per client key. */
-const CACHE_ROOT = '/var/cache/outrun/fs';
+/** Where the persistent caches live on the remote, one directory per client key: next to the
+ * runtimes (<root>/runtime/<id>/agent.js), so /var/cache/outrun/fs for root and
+ * ~/.cache/outrun/fs for a rootless login. */
+const CACHE_ROOT = join(__dirname, '..', '..', 'fs');
+/** A rootless session (a user namespace of the login's). */
+const ROOTLESS = !inInitialUserNamespace();
 
 /** Exit statuses of the agent, read by the client when the agent channel closes. */
 const EXIT = { OK: 0, PREAMBLE: 10, HELLO: 11, PROTOCOL: 12, MOUNT: 13, LOST: 14 } as const;
@@ -278,8 +283,9 @@ async function main(): Promise<void> {
       ops,
       {
         ...mountOptions,
-        // Passthrough needs CAP_SYS_ADMIN in the initial user namespace: the root agent has it.
-        passthrough: true,
+        // Passthrough needs CAP_SYS_ADMIN in the initial user namespace: the root agent has it,
+        // a rootless one never does (the kernel would refuse each backing open).
+        passthrough: !ROOTLESS,
         onError: (op, err) => log(`${op} failed: ${(err as Error).message}`),
       },
       counters,

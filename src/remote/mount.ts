@@ -53,7 +53,9 @@ export async function mountLocalTree(root: string, ops: PathOps, s: MountSetting
   // allow_other: the command runs as the local user's uid, not root; so the kernel must
   // check modes (default_permissions: never allow_other alone). setuid programs keep their
   // bit (no nosuid); device files do not work (nodev).
-  const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions`;
+  // user_id/group_id: the mount's owner, the agent itself (root, or in a rootless session the
+  // ids the login maps to).
+  const data = `fd=${fd},rootmode=40000,user_id=${process.getuid?.() ?? 0},group_id=${process.getgid?.() ?? 0},allow_other,default_permissions`;
   try {
     addon.mount(root, data, MS_NODEV);
   } catch (err) {
