@@ -11,6 +11,7 @@ import type { ResolveOptions } from './ssh-config';
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
        outrun [-S PATH] -O check|exit [user@]host
+       outrun [options] --check [user@]host
 
 Runs a local command on a remote Linux machine over SSH, as if it ran locally.
 Options must come before the destination; everything after it is the command.
@@ -49,6 +50,8 @@ options:
   --cache-size SIZE
                   bound on the contents kept on the remote, e.g. 512M, 4G (default 2G)
   --no-cache      keep nothing on the remote between runs
+  --check         probe the remote and print, one line each, what a run needs and
+                  whether it is there (exit 0: a run would work, 1: something is missing)
   --help          show this help and exit
   --version       show the version and exit
 
@@ -87,6 +90,8 @@ export interface CliOptions {
   controlPath?: string;
   /** -O */
   controlCommand?: 'check' | 'exit';
+  /** --check: probe the remote for what a run needs (doctor.ts), run nothing. */
+  check?: boolean;
 }
 
 /** -o ControlPersist's value, as ssh reads it: yes, no, seconds (or 1m, 2h...). */
@@ -118,7 +123,8 @@ export interface Destination {
 export type ParsedArgs =
   | { action: 'run'; options: CliOptions; destination: Destination; command: string[] }
   | { action: 'help' | 'version'; options: CliOptions; destination?: Destination; command: string[] }
-  | { action: 'control'; options: CliOptions; destination: Destination; command: [] };
+  | { action: 'control'; options: CliOptions; destination: Destination; command: [] }
+  | { action: 'check'; options: CliOptions; destination: Destination; command: [] };
 
 const HINT = 'see outrun --help';
 
@@ -214,6 +220,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       options.stats = true;
       continue;
     }
+    if (arg === '--check') {
+      options.check = true;
+      continue;
+    }
     if (arg === '--no-cache') {
       options.cachePaths = [];
       continue;
@@ -274,6 +284,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (i >= argv.length) throw usageError(`-O ${options.controlCommand} needs a destination`);
     if (i + 1 < argv.length) throw usageError(`-O ${options.controlCommand} takes no command`);
     return { action: 'control', options, destination: parseDestination(argv[i]), command: [] };
+  }
+  if (options.check) {
+    if (i >= argv.length) throw usageError('--check needs a destination');
+    if (i + 1 < argv.length) throw usageError('--check takes no command');
+    return { action: 'check', options, destination: parseDestination(argv[i]), command: [] };
   }
   if (i >= argv.length) throw usageError('missing destination and command');
   const destination = parseDestination(argv[i]);

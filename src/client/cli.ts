@@ -22,7 +22,7 @@ const VERSION = '0.1.0';
 async function main(argv: string[]): Promise<number> {
   guardLocalTerminal();
   const parsed = parseArgs(argv);
-  if (parsed.action !== 'run' && parsed.action !== 'control') {
+  if (parsed.action !== 'run' && parsed.action !== 'control' && parsed.action !== 'check') {
     process.stdout.write(parsed.action === 'help' ? USAGE : `outrun ${VERSION}\n`);
     return 0;
   }
@@ -44,6 +44,16 @@ async function main(argv: string[]): Promise<number> {
           options.controlPath,
         );
   if (parsed.action === 'control') return controlCommand(options.controlCommand!, socketPath);
+  if (parsed.action === 'check') {
+    const { connectSsh } = await import('./ssh-connect');
+    const { runDoctor } = await import('./doctor');
+    const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive: !!process.stdin.isTTY });
+    try {
+      return await runDoctor(conn, loadLocalRuntime(), resolved.hostName, (line) => process.stdout.write(`${line}\n`));
+    } finally {
+      conn.end();
+    }
+  }
   const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
   const command = parsed.command;
   const spec = localExecSpec(command);

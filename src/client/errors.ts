@@ -3,6 +3,8 @@
 
 /** Exit statuses of outrun itself. The command's own status passes through unchanged. */
 export const ExitStatus = {
+  /** outrun --check: something a run needs is missing on the remote. */
+  CHECK_MISSING: 1,
   /** Command line could not be understood. */
   USAGE: 2,
   /** Found but not executable (as a shell reports it). */

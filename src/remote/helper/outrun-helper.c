@@ -6,6 +6,7 @@
  *   outrun-helper bind ROOT
  *   outrun-helper exec SESSION_DIR [RUN]
  *   outrun-helper signal SESSION_DIR NAME [RUN] (NAME: INT, TERM, ..., KILL, or HANGUP)
+ *   outrun-helper try-userns DIR   (outrun --check: can this login mount FUSE in a user namespace?)
  *   outrun-helper --version
  *
  * RUN names one of several commands run in one session (a master's attached runs): each
@@ -1253,5 +1254,9 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "bind") == 0) return cmd_bind(argc, argv);
   if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc, argv);
   if (strcmp(argv[1], "signal") == 0) return cmd_signal(argc, argv);
+  if (strcmp(argv[1], "try-userns") == 0) {
+    if (argc != 3 || argv[2][0] != '/') usage();
+    return userns_try_fuse(argv[2]);
+  }
   usage();
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -207,6 +208,41 @@ int userns_keep_mount_cap(void) {
   d[CAP_SYS_ADMIN / 32].inheritable |= 1u << (CAP_SYS_ADMIN % 32);
   if (syscall(SYS_capset, &h, d) < 0) return -1;
   return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0);
+}
+
+int userns_try_fuse(const char *dir) {
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+    char why[512];
+    fprintf(stderr, "outrun-helper: cannot create a user namespace: %s\n", userns_refusal(errno, why, sizeof why));
+    return 1;
+  }
+  char map[64];
+  snprintf(map, sizeof map, "0 %lu 1\n", (unsigned long)uid);
+  if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0) {
+    fprintf(stderr, "outrun-helper: mapping our uid in a user namespace: %s\n", strerror(errno));
+    return 1;
+  }
+  snprintf(map, sizeof map, "0 %lu 1\n", (unsigned long)gid);
+  if (write_file("/proc/self/gid_map", map) < 0) {
+    fprintf(stderr, "outrun-helper: mapping our gid in a user namespace: %s\n", strerror(errno));
+    return 1;
+  }
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "outrun-helper: opening /dev/fuse: %s\n", strerror(errno));
+    return 1;
+  }
+  char data[128];
+  snprintf(data, sizeof data, "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+  if (mount("outrun-check", dir, "fuse", MS_NODEV | MS_NOSUID, data) < 0) {
+    fprintf(stderr, "outrun-helper: mounting FUSE in a user namespace: %s\n", strerror(errno));
+    return 1;
+  }
+  umount2(dir, MNT_DETACH);
+  close(fd);
+  return 0;
 }
 
 int userns_setgroups_denied(void) {

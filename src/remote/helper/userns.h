@@ -20,4 +20,8 @@ int userns_keep_mount_cap(void);
 
 /* Whether setgroups(2) is denied in our user namespace (mapped without newgidmap). */
 int userns_setgroups_denied(void);
+/* outrun-helper try-userns: makes a user and mount namespace, maps the login's own ids, opens
+ * /dev/fuse and mounts it on DIR there (nothing outside sees it; it goes when we exit). 0 if all
+ * of that works, else 1 with the step that failed on stderr (for outrun --check). */
+int userns_try_fuse(const char *dir);
 #endif
