@@ -34,8 +34,8 @@ export function localUser(name: string, groups: string[] = []): LocalUser {
   writeFileSync(
     sshConfig,
     readFileSync(SSH_CONFIG, 'utf8')
-      .replace(/IdentityFile .*/, `IdentityFile ${key}`)
-      .replace(/UserKnownHostsFile .*/, `UserKnownHostsFile ${path.join(ssh, 'known_hosts_box')}`),
+      .replace(/IdentityFile .*/g, `IdentityFile ${key}`)
+      .replace(/UserKnownHostsFile .*/g, `UserKnownHostsFile ${path.join(ssh, 'known_hosts_box')}`),
   );
   for (const f of ['', 'id_box', 'known_hosts_box', 'config']) chownSync(path.join(ssh, f), uid, uid);
   chmodSync(key, 0o600);
