@@ -26,6 +26,10 @@ export interface Probe {
   usernsClone: string;
   maxUserNs: string;
   apparmorUserns: string;
+  /** Whether `unshare -U true` worked ('' when the remote has no unshare), and the Seccomp:
+   * mode of /proc/self/status (2: a filter, which may be what refuses it). */
+  usernsTry: string;
+  seccomp: string;
   newuidmap: boolean;
   subuid: boolean;
   subgid: boolean;
@@ -62,6 +66,8 @@ export function probeScript(runtimeId: string, cacheRoot?: string): string {
     `printf '${t}usernsclone=%s\\n' "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)"`,
     `printf '${t}maxuserns=%s\\n' "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)"`,
     `printf '${t}apparmoruserns=%s\\n' "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)"`,
+    `if command -v unshare >/dev/null 2>&1; then if unshare -U true >/dev/null 2>&1; then echo ${t}usernstry=1; else echo ${t}usernstry=0; fi; fi`,
+    `printf '${t}seccomp=%s\\n' "$(sed -n 's/^Seccomp:[[:space:]]*//p' /proc/self/status 2>/dev/null)"`,
     `n=0; for d in /usr/bin /bin /usr/sbin /sbin /usr/local/bin; do [ -x $d/newuidmap ] && [ -x $d/newgidmap ] && n=1; done; echo ${t}newuidmap=$n`,
     `un=$(id -un 2>/dev/null)`,
     `s=0; grep -qE "^($un|$u):[0-9]+:[1-9]" /etc/subuid 2>/dev/null && s=1; echo ${t}subuid=$s`,
@@ -107,6 +113,8 @@ export function parseProbe(out: string): Probe | undefined {
     usernsClone: text('usernsclone'),
     maxUserNs: text('maxuserns'),
     apparmorUserns: text('apparmoruserns'),
+    usernsTry: text('usernstry'),
+    seccomp: text('seccomp'),
     newuidmap: flag('newuidmap'),
     subuid: flag('subuid'),
     subgid: flag('subgid'),
@@ -190,6 +198,15 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
       code: 'REMOTE_NO_USERNS',
       fix: 'have its admin allow them (sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile with "userns," for ~/.cache/outrun/runtime/*/outrun-helper), or log in as root',
     });
+  } else if (p.usernsTry === '0') {
+    const filter = p.seccomp === '2' ? '; a seccomp filter is in place (Seccomp: 2 in /proc/self/status)' : '';
+    items.push({
+      name: 'user namespaces',
+      ok: false,
+      detail: `unprivileged user namespaces are refused on ${host} (unshare -U fails${filter})`,
+      code: 'REMOTE_NO_USERNS',
+      fix: 'log in as root, or have its admin (or container runtime) allow unshare(CLONE_NEWUSER)',
+    });
   } else {
     items.push({ name: 'user namespaces', ok: true, detail: `allowed for ${p.user || 'the login'}` });
   }
@@ -222,7 +239,10 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
     items.push({ name: '/dev/fuse', ok: true, detail: `present (${p.fuseMode || '?'})${root ? '' : `, usable by ${p.user || 'the login'}`}` });
   }
   const k418 = kernelAtLeast(p.kernel, 4, 18);
-  if (!root) {
+  const usernsOk = items.find((i) => i.name === 'user namespaces')!.ok;
+  if (!root && !usernsOk) {
+    items.push({ name: 'FUSE in a user namespace', ok: false, detail: 'impossible without user namespaces (see above)', code: 'REMOTE_NO_USERNS' });
+  } else if (!root) {
     const ok = k418 !== false && p.fuseFs;
     items.push({
       name: 'FUSE in a user namespace',
@@ -235,6 +255,8 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
       code: 'REMOTE_NO_FUSE',
       fix: ok ? undefined : 'log in as root, or use a remote with Linux 4.18 or later',
     });
+  }
+  if (!root) {
     items.push({
       name: 'subordinate ids',
       ok: true,
