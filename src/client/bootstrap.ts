@@ -212,7 +212,7 @@ export async function ensureRemoteRuntime(
   const remoteDir = `${root}/${runtime.id}`;
 
   // c. Warm path.
-  if (probe.complete) return { remoteDir, uploaded: false, rootless };
+  if (probe.complete) return { remoteDir, uploaded: false, ...(rootless ? { rootless } : {}) };
 
   // d. Cold path.
   const tStart = Date.now();
@@ -323,7 +323,7 @@ export async function ensureRemoteRuntime(
       (pub.removed?.length ? `; removed old ${pub.removed.join(', ')}` : ''),
   );
   log(`runtime: cold install total ${ms(tStart)}`);
-  return { remoteDir, uploaded: pub.result !== 'raced', rootless };
+  return { remoteDir, uploaded: pub.result !== 'raced', ...(rootless ? { rootless } : {}) };
 }
 
 /** Largest files first, a few at a time: small files overlap their round trips. */

@@ -28,7 +28,6 @@ export type ErrorCode =
   | 'HOST_KEY_CHANGED'
   | 'HOST_KEY_REVOKED'
   | 'PROXY_FAILED'
-  | 'REMOTE_NOT_ROOT'
   | 'REMOTE_NO_FUSE'
   | 'REMOTE_NO_USERNS'
   | 'ARCH_MISMATCH'

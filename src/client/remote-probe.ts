@@ -120,8 +120,9 @@ export function parseProbe(out: string): Probe | undefined {
     subgid: flag('subgid'),
     freeKb: /^\d+$/.test(free) ? Number(free) : NaN,
     complete: flag('complete'),
-    cat: flag('cat'),
-    sftp: flag('sftp'),
+    // Unknown (not printed) is not a refusal: the upload then finds out for itself.
+    cat: kv.get('cat') !== '0',
+    sftp: kv.get('sftp') !== '0',
   };
 }
 
@@ -271,7 +272,7 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
   items.push({
     name: 'architecture',
     ok: got === machine,
-    detail: got === machine ? `${got}, the runtime's` : `${host} is ${got || 'of unknown architecture'} but this outrun runtime is ${machine}`,
+    detail: got === machine ? `${got}, the runtime's` : `remote ${host} is ${got || 'of unknown architecture'} but this outrun runtime is ${machine}`,
     code: 'ARCH_MISMATCH',
     fix: `outrun ships the local node binary: use a ${machine} remote, or run outrun from a ${got || 'matching'} machine`,
   });

@@ -79,11 +79,12 @@ const files: Record<string, RuntimeFile> = {
 };
 const fakeRuntime: LocalRuntime = { dir: '/nonexistent', id: manifestId(files), machine: 'x86_64', files, loader: 'ld-linux-x86-64.so.2' };
 
-function probe(o: { machine?: string; uid?: string; fuse?: boolean; complete?: boolean; noise?: string }): Reply {
+function probe(o: { machine?: string; uid?: string; fuse?: boolean; complete?: boolean; noise?: string; extra?: Record<string, string> }): Reply {
   return {
     stdout:
       (o.noise ?? '') +
       `outrun-probe:os=Linux\noutrun-probe:machine=${o.machine ?? 'x86_64'}\noutrun-probe:uid=${o.uid ?? '0'}\n` +
+      Object.entries(o.extra ?? {}).map(([k, v]) => `outrun-probe:${k}=${v}\n`).join('') +
       `outrun-probe:fuse=${o.fuse === false ? 0 : 1}\noutrun-probe:complete=${o.complete ? 1 : 0}\n`,
   };
 }
@@ -111,12 +112,37 @@ test('architecture mismatch is refused before anything is uploaded', async () =>
   assert.equal(conn.commands.length, 1);
 });
 
-test('non-root and missing /dev/fuse are refused', async () => {
-  await rejectsWith(
-    ensureRemoteRuntime(asClient(new FakeConn(() => probe({ uid: '1000' }))), fakeRuntime, () => undefined, { host: 'box' }),
-    'REMOTE_NOT_ROOT',
-    /uid 1000.*-l root/,
-  );
+const rootless = { user: 'ann', home: '/home/ann', fuseaccess: '1', fusefs: '1', kernel: '6.1.0', fusemode: 'crw-rw-rw- root:root' };
+
+test('a non-root login is a rootless run: runtime and sessions in ~/.cache/outrun', async () => {
+  const conn = new FakeConn(() => probe({ uid: '1000', complete: true, extra: rootless }));
+  const r = await ensureRemoteRuntime(asClient(conn), fakeRuntime, () => undefined, { host: 'box' });
+  assert.deepEqual(r, {
+    remoteDir: `/home/ann/.cache/outrun/runtime/${fakeRuntime.id}`,
+    uploaded: false,
+    rootless: { sessionParent: '/home/ann/.cache/outrun/run' },
+  });
+  assert.match(conn.commands[0]!, /\$HOME\/\.cache\/outrun\/runtime/);
+});
+
+test('rootless refusals name the cause and the fix: each sysctl, AppArmor, a seccomp filter, /dev/fuse', async () => {
+  const refused = (extra: Record<string, string>, code: string, re: RegExp) =>
+    rejectsWith(
+      ensureRemoteRuntime(asClient(new FakeConn(() => probe({ uid: '1000', extra: { ...rootless, ...extra } }))), fakeRuntime, () => undefined, { host: 'box' }),
+      code,
+      re,
+    );
+  await refused({ usernsclone: '0' }, 'REMOTE_NO_USERNS', /^outrun: unprivileged user namespaces are disabled on box \(kernel\.unprivileged_userns_clone=0\); have its admin run sysctl -w kernel\.unprivileged_userns_clone=1, or log in as root$/);
+  await refused({ maxuserns: '0' }, 'REMOTE_NO_USERNS', /\(user\.max_user_namespaces=0\); have its admin run sysctl -w user\.max_user_namespaces=15000/);
+  await refused({ apparmoruserns: '1' }, 'REMOTE_NO_USERNS', /AppArmor restricts unprivileged user namespaces on box \(kernel\.apparmor_restrict_unprivileged_userns=1\)/);
+  await refused({ usernstry: '0', seccomp: '2' }, 'REMOTE_NO_USERNS', /unshare -U fails; a seccomp filter is in place/);
+  await refused({ fuseaccess: '0' }, 'REMOTE_NO_FUSE', /\/dev\/fuse on box is not readable and writable by ann \(crw-rw-rw- root:root\)/);
+  await refused({ fusefs: '0' }, 'REMOTE_NO_FUSE', /fuse is not in \/proc\/filesystems on box/);
+  await refused({ kernel: '4.15.0' }, 'REMOTE_NO_FUSE', /Linux 4\.15\.0 is older than 4\.18/);
+  await refused({ home: '' }, 'UPLOAD_FAILED', /no absolute HOME/);
+});
+
+test('missing /dev/fuse is refused', async () => {
   await rejectsWith(
     ensureRemoteRuntime(asClient(new FakeConn(() => probe({ fuse: false }))), fakeRuntime, () => undefined, { host: 'box' }),
     'REMOTE_NO_FUSE',
