@@ -216,7 +216,7 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
     items.push({
       name: '/dev/fuse',
       ok: false,
-      detail: `${host} has no FUSE (no /dev/fuse, no fuse in /proc/filesystems)`,
+      detail: `remote ${host} has no FUSE (no /dev/fuse, no fuse in /proc/filesystems)`,
       code: 'REMOTE_NO_FUSE',
       fix: 'load FUSE there (modprobe fuse); in a container, pass the device (--device /dev/fuse)',
     });
@@ -224,7 +224,7 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
     items.push({
       name: '/dev/fuse',
       ok: false,
-      detail: `${host} has no /dev/fuse`,
+      detail: `remote ${host} has no /dev/fuse`,
       code: 'REMOTE_NO_FUSE',
       fix: 'create it (mknod -m 666 /dev/fuse c 10 229); in a container, pass the device (--device /dev/fuse)',
     });
