@@ -13,8 +13,8 @@ import type { PathOps } from './fuse-ops';
 import { InodeTable, isDirAttr, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
-import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
-import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../remote/fuse/protocol';
+import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from '../shared/xattr-ops';
+import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../remote/fuse/protocol';
 import {
   attrOut,
   attrOutOfEntry,
@@ -29,8 +29,8 @@ import {
   writeDirent,
   writeOut,
   type InHeader,
-} from '../remote/fuse/wire-types';
-import type { Handler, HandlerResult, Negotiated } from '../remote/fuse/connection';
+} from '../../remote/fuse/wire-types';
+import type { Handler, HandlerResult, Negotiated } from '../../remote/fuse/connection';
 
 const E = OS.errno;
 

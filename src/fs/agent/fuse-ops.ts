@@ -4,23 +4,23 @@
 // command never hangs on a dead connection.
 import { fromByteString, toByteString } from './byte-string';
 import { constants as FS } from 'node:fs';
-import type { pb } from '../wire/schema';
+import type { pb } from '../../wire/schema';
 import { AttrCache, type CachedAttr } from './attr-cache';
 import { FileReadAhead, WindowBudget } from './read-ahead';
 import { ContentCache } from './content-cache';
 import { LRUCache } from 'lru-cache';
 import { Counters } from './counters';
-import { timespecToMs } from './attr';
-import { EIO, ENODATA, ENOENT, ENOTEMPTY } from './errno';
-import { XATTR_GET, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
+import { timespecToMs } from '../shared/attr';
+import { EIO, ENODATA, ENOENT, ENOTEMPTY } from '../shared/errno';
+import { XATTR_GET, XATTR_REMOVE, XATTR_SET } from '../shared/xattr-ops';
 import type { FsClient } from './rpc-client';
 import { MAX_BLOB_BYTES, type PersistentCache } from './persistent-cache';
 import type { FileHandle } from 'node:fs/promises';
-import { sameVersion } from './fingerprint';
+import { sameVersion } from '../shared/fingerprint';
 import { WriteBehind } from './write-behind';
 import { HiddenFiles } from './hidden-files';
 import { ChangeLog } from './change-log';
-import { readFully } from './read-fully';
+import { readFully } from '../shared/read-fully';
 
 export interface FuseOpsOptions {
   attrTimeoutMs: number;
