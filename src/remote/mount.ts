@@ -3,7 +3,7 @@
 // mount vanishes with the session, whatever way it ends.
 import { spawn } from 'node:child_process';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
-import type { PathOps } from '../fs/agent/fuse-ops';
+import type { PathOps } from '../fs/agent/path-ops';
 import type { Counters } from '../fs/agent/counters';
 import { FuseNodes, type NodeSettings } from '../fs/agent/fuse-nodes';
 import { FuseConnection, errnoName, loadKernelAddon } from './fuse/connection';

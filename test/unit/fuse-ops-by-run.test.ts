@@ -5,7 +5,7 @@
 // runs asking during a revalidation share the next one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PathOps as FuseOps } from '../../src/fs/agent/fuse-ops';
+import type { PathOps as FuseOps } from '../../src/fs/agent/path-ops';
 import { FuseOpsByRun } from '../../src/remote/fuse-ops-by-run';
 import type { PersistentCache } from '../../src/fs/agent/persistent-cache';
 import type { WriteBehind } from '../../src/fs/agent/write-behind';

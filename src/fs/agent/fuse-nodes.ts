@@ -1,4 +1,4 @@
-// Kernel requests on nodes, answered by the agent's path operations (fuse-ops.ts). The
+// Kernel requests on nodes, answered by the agent's path operations (path-ops.ts). The
 // kernel speaks in node ids and names; this file turns them into paths through the inode
 // table, calls the path operation, and tells the kernel what it may cache: entries and
 // attributes for their timeouts, a file's pages across opens while its version (mtime and
@@ -9,7 +9,7 @@ import { fromByteString, toByteString } from './byte-string';
 import { constants as OS } from 'node:os';
 import { constants as FS } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
-import type { PathOps } from './fuse-ops';
+import type { PathOps } from './path-ops';
 import { InodeTable, isDirAttr, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
