@@ -152,6 +152,23 @@ describe('rootless remotes', { timeout: 300_000 }, () => {
     }
   });
 
+  test('box-user through a master (-o ControlPersist): two runs, then -O exit leaves nothing', async () => {
+    const sockDir = mkdtempSync(path.join(tmpdir(), 'outrun-rootless-master-')); // 0700: a master's directory must be
+    const sock = path.join(sockDir, 'master.sock');
+    const viaMaster = (cmd: string[]) => outrun(['-F', SSH_CONFIG, '-S', sock, '-o', 'ControlPersist=60', 'box-user', ...cmd], { cwd: work });
+    try {
+      const first = await viaMaster(['sh', '-c', 'id -u; pwd']);
+      assert.equal(first.stdout.toString(), `${process.getuid!()}\n${work}\n`, first.stderr);
+      assert.equal((await viaMaster(['sh', '-c', 'exit 5'])).status, 5);
+    } finally {
+      const exit = await outrun(['-S', sock, '-O', 'exit', 'box-user']);
+      rmSync(sockDir, { recursive: true, force: true });
+      assert.equal(exit.stderr, 'Exit request sent.\n');
+      assert.equal(exit.status, 0);
+    }
+    assert.equal(await clean('box-user'), '');
+  });
+
   test('root mode is unchanged: the root-owned file is 0, uid 1234 is itself', async () => {
     const r = await outrun(['-F', SSH_CONFIG, 'box', 'sh', '-c', `stat -c %u ${shellQuote([rootFile])} ${shellQuote([otherFile])}`], { cwd: work });
     assert.equal(r.stdout.toString(), `0\n${OTHER_UID}\n`, r.stderr);
