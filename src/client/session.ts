@@ -36,6 +36,8 @@ export interface SessionOptions {
   remoteId?: string;
   /** The remote's persistent cache of local trees; undefined: none. */
   cache?: { trees: string[]; maxBytes: number };
+  /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
+  kernelCacheS?: number;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -65,6 +67,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       mountTimeoutMs: opts.mountTimeoutMs,
       remoteId: opts.remoteId,
       cache: opts.cache,
+      kernelCacheS: opts.kernelCacheS,
       sessionDir,
     });
     opts.phases?.mark('agent and mount');
