@@ -38,6 +38,8 @@ export interface SessionOptions {
   cache?: { trees: string[]; maxBytes: number };
   /** A rootless remote (see AgentSessionOptions.rootless). */
   rootless?: { sessionParent: string };
+  /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
+  kernelCacheS?: number;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -67,6 +69,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       mountTimeoutMs: opts.mountTimeoutMs,
       remoteId: opts.remoteId,
       cache: opts.cache,
+      kernelCacheS: opts.kernelCacheS,
       sessionDir,
       rootless: opts.rootless,
     });
