@@ -12,7 +12,7 @@ import { OutrunError } from './errors';
 import { statusFromExit } from './exit-status';
 import { RpcServer, type ControlStream } from './rpc-server';
 import { unblockedDuplex } from '../wire/unblocked-duplex';
-import { agentCommand } from './runtime';
+import { agentArgv, agentCommand } from './runtime';
 import { execChannel } from './command-channel';
 import { SessionStats } from './session-stats';
 import { RevalidationAhead, parseProbes, staleProbes } from './cache-revalidate';
@@ -47,6 +47,8 @@ export interface AgentSessionOptions {
   sessionDir?: string;
   /** A master's session: many runs, each seeing local changes made before it (beginRun). */
   manyRuns?: boolean;
+  /** Run the agent behind a relay (resume after a dropped link): how, and for how long. */
+  relay?: { open: (program: string[]) => Promise<ClientChannel>; limitMs: number };
 }
 
 /** How long a run's start may wait for the agent's revalidation. */
@@ -102,7 +104,9 @@ export class AgentSession {
   private constructor(private readonly opts: AgentSessionOptions) {
     this.sessionDir = opts.sessionDir ?? newSessionDir();
     this.files = new LocalFileServer(undefined, opts.commandEnv);
-    this.agentChannel = execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader), false);
+    this.agentChannel = opts.relay
+      ? opts.relay.open(agentArgv(opts.remoteDir, this.sessionDir, opts.loader))
+      : execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader), false);
     this.agentChannel.catch(() => undefined);
     this.agentClosed = this.agentChannel.then(
       (ch) =>
@@ -163,7 +167,7 @@ export class AgentSession {
     this.aheadStore = cache && opts.remoteId ? `${opts.remoteId}\0${cache.key}` : undefined;
     const ahead = this.aheadStore ? new RevalidationAhead(this.aheadStore) : undefined;
     ahead?.start();
-    agentChannel.write(encodePreamble({ token, sessionDir: this.sessionDir, cache }));
+    agentChannel.write(encodePreamble({ token, sessionDir: this.sessionDir, cache, ...(opts.relay ? { resumeMs: opts.relay.limitMs } : {}) }));
     const commandEnv = opts.commandEnv;
     this.rpc = new RpcServer(
       Buffer.from(token, 'utf8'),

@@ -4,7 +4,7 @@
 // Parses the command line, connects (ssh_config, known_hosts, agent and key auth), makes
 // sure the remote has our runtime, runs the session and exits with the command's status.
 // Every failure ends as one line on stderr and a documented exit status.
-import { parseArgs, toResolveOptions, USAGE } from './cli-args';
+import { DEFAULT_RECONNECT_TIMEOUT_MS, parseArgs, toResolveOptions, USAGE } from './cli-args';
 import { asOutrunError, ExitStatus, OutrunError } from './errors';
 import { localExecSpec } from './exec-spec';
 import { loadLocalRuntime } from './runtime';
@@ -73,6 +73,23 @@ async function main(argv: string[]): Promise<number> {
   conn.on('error', (err: Error) => {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
+  // A dropped link is reconnected, with the same settings and host key checks, for up to the
+  // limit (resume; not for a pty run's command). No prompts then: the command owns the terminal.
+  const reconnectMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
+  const { ReconnectingLink } = await import('./reconnecting-link');
+  const link =
+    reconnectMs > 0
+      ? new ReconnectingLink(
+          conn,
+          () => connectSsh(resolved, { verbose: options.verbose, log, interactive: false }),
+          reconnectMs,
+          // On a terminal only: elsewhere stderr is the command's, and outrun adds to it only when the run fails.
+          (line) => {
+            if (process.stderr.isTTY || options.verbose > 0) process.stderr.write(`outrun: ${line}\n`);
+          },
+          log,
+        )
+      : undefined;
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
     const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
@@ -92,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
       log,
       stats: !!options.stats,
       phases,
+      link,
       remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0
@@ -99,9 +117,16 @@ async function main(argv: string[]): Promise<number> {
           : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
     });
   } catch (err) {
-    throw lost ?? err;
+    if (link?.state === 'gone' || link?.state === 'down') {
+      throw new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost and did not come back within ${reconnectMs / 1000} s; the command was ended on the remote`, {
+        hint: 'check the network; -o ReconnectTimeout=SECONDS waits longer',
+        cause: err,
+      });
+    }
+    throw link?.state === 'up' && link.conn !== conn ? err : (lost ?? err);
   } finally {
-    conn.end();
+    if (link) link.close();
+    else conn.end();
     log(`connection closed (${at()})`);
   }
 }
