@@ -11,7 +11,7 @@
 // and removes its directory: nothing of the session is left.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,8 +53,11 @@ export function runRelay(argv: string[]): void {
     process.exit(2);
   }
   const program = argv.slice(1);
+  sweepStaleRelays();
   // sshd hangs up its session when the connection goes; we stay for the client's return.
   process.on('SIGHUP', () => undefined);
+  // Writes to a channel that is gone fail later, as events: never a reason to die.
+  process.stderr.on('error', () => undefined);
   let relay: Relay | undefined;
   process.on('SIGTERM', () => (relay ? relay.end('terminated') : process.exit(143)));
   const stdio: Transport = {
@@ -100,6 +103,9 @@ class Relay {
   constructor(program: string[], private readonly secret: Buffer, private readonly limitMs: number, first: Transport) {
     this.dir = mkdtempSync(join(tmpdir(), RELAY_DIR_PREFIX));
     chmodSync(this.dir, 0o700);
+    // However we exit (even an internal error), our directory goes with us. The program
+    // ends by itself once its pipes close (the agent, at end of file; the command with it).
+    process.on('exit', () => rmSync(this.dir, { recursive: true, force: true }));
     this.socketPath = join(this.dir, 's');
     const server = createServer((s) => this.attaching(s));
     server.listen(this.socketPath, () => chmodSync(this.socketPath, 0o600));
@@ -296,6 +302,34 @@ class Relay {
       }
       setTimeout(done, 1000);
     }, KILL_AFTER_MS);
+  }
+}
+
+/**
+ * A relay killed outright (SIGKILL, the box's OOM killer) could not remove its directory:
+ * each new relay removes those whose socket nobody listens on any more. Only old ones: a
+ * relay just made may not listen yet.
+ */
+function sweepStaleRelays(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir()).filter((n) => n.startsWith(RELAY_DIR_PREFIX));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = join(tmpdir(), n);
+    try {
+      const st = statSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.() || Date.now() - st.mtimeMs < 60_000) continue;
+    } catch {
+      continue;
+    }
+    const s = createConnection(join(dir, 's'));
+    s.on('connect', () => s.destroy());
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    });
   }
 }
 
