@@ -29,6 +29,8 @@ export const STDIN_BOUND = 8 * 1024 * 1024;
 
 /** How long a closed channel waits to see whether its connection went with it. */
 const SETTLE_MS = 500;
+/** How long the end waits for the relay to take the BYE. */
+const BYE_WAIT_MS = 2000;
 
 export interface RelayProgram {
   /** The runtime's node argv on the remote (runtime.ts nodeArgv) and its agent.js. */
@@ -258,14 +260,23 @@ export class ResumableChannel extends Duplex {
     this.link.off('gone', this.onLinkGone);
     const ch = this.ch;
     this.ch = undefined;
-    if (ch) {
-      ch.write(resumeFrame(ResumeFrame.BYE, 0));
-      ch.end();
-    }
     if (!this.got[1]!.ended) this.push(null);
     if (!this.got[2]!.ended) this.stderr.push(null);
     this.releaseWriter();
-    setImmediate(() => this.emit('close'));
+    if (!ch) return void setImmediate(() => this.emit('close'));
+    // 'close' once the relay has taken the BYE and ended (its channel closes), bounded: sshd
+    // drops what it has not yet handed to the relay when the connection ends right after.
+    ch.write(resumeFrame(ResumeFrame.BYE, 0));
+    ch.end();
+    let closed = false;
+    const emitClose = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      this.emit('close');
+    };
+    const timer = setTimeout(emitClose, BYE_WAIT_MS);
+    ch.once('close', emitClose);
   }
 
   /** As ssh2's close(): abandon the program (the relay ends it). */
