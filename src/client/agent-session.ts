@@ -5,7 +5,7 @@
 // Every way out closes the channel; `shutdown` ends everything left on the remote.
 import { randomBytes } from 'node:crypto';
 import type { Client, ClientChannel } from 'ssh2';
-import { LocalFileServer } from '../fs/local-server';
+import { LocalFileServer } from '../fs/local/local-server';
 import { encodePreamble } from '../wire/preamble';
 import { PROTOCOL_VERSION, pb } from '../wire/schema';
 import { OutrunError } from './errors';

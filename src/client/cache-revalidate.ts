@@ -9,9 +9,9 @@ import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import * as path from 'node:path';
-import { fingerprint, fingerprintOfStats } from '../fs/fingerprint';
-import { checkWirePath } from '../fs/wire-path';
-import { decodeProbes, type Probe } from '../fs/probe-list';
+import { fingerprint, fingerprintOfStats } from '../fs/shared/fingerprint';
+import { checkWirePath } from '../fs/local/wire-path';
+import { decodeProbes, type Probe } from '../fs/shared/probe-list';
 
 /** More probes than this are not checked: all of them are reported stale. */
 export const MAX_PROBES = 250_000;

@@ -5,7 +5,7 @@
 // (ssh would go on parsing options after the host; outrun never re-parses the command).
 
 import { OutrunError } from './errors';
-import { parseCachedTrees } from '../fs/cache-scope';
+import { parseCachedTrees } from '../fs/shared/cache-scope';
 import type { ResolveOptions } from './ssh-config';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]

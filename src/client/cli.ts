@@ -10,7 +10,7 @@ import { localExecSpec } from './exec-spec';
 import { loadLocalRuntime } from './runtime';
 import { resolveSshConfig } from './ssh-config';
 import { guardLocalTerminal } from './hangup';
-import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
+import { DEFAULT_CACHED_TREES } from '../fs/shared/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
 import { PhaseTimes } from './phase-times';
 import { controlSocketPath } from './control-path';

@@ -7,7 +7,7 @@ import { asOutrunError } from './errors';
 import { loadLocalRuntime } from './runtime';
 import { resolveSshConfig } from './ssh-config';
 import { Master, claimSocket } from './master';
-import { DEFAULT_CACHED_TREES } from '../fs/cache-scope';
+import { DEFAULT_CACHED_TREES } from '../fs/shared/cache-scope';
 import { DEFAULT_CACHE_BYTES } from './cache-key';
 import type { MasterStart } from './master-spawn';
 

@@ -14,9 +14,9 @@ import {
   type FsMethodName,
   type Method,
 } from '../wire/services';
-import type { LocalFileServer } from '../fs/local-server';
+import type { LocalFileServer } from '../fs/local/local-server';
 import { widenServerWindows } from './http2-windows';
-import { SERVER_LIMIT_OPTIONS } from '../fs/request-limits';
+import { SERVER_LIMIT_OPTIONS } from '../fs/local/request-limits';
 
 export type ControlStream = grpc.ServerDuplexStream<pb.AgentEvent, pb.ClientOrder.$Properties>;
 

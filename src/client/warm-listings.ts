@@ -4,7 +4,7 @@
 // directories are left out: the agent lists those on demand, as any other.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { LocalFileServer } from '../fs/local-server';
+import type { LocalFileServer } from '../fs/local/local-server';
 import { pb } from '../wire/schema';
 
 const MAX_WARM_DIR_BYTES = 16 * 1024;

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { readPreamble, validCache } from '../wire/preamble';
 import { PROTOCOL_VERSION, TOKEN_METADATA_KEY, pb } from '../wire/schema';
 import { GRPC_CHANNEL_OPTIONS, sessionMethods } from '../wire/services';
-import { makeFsClient } from '../fs/rpc-client';
-import { makeFuseOps, makeWriteBehind } from '../fs/fuse-ops';
-import { Counters } from '../fs/counters';
-import { CacheScope } from '../fs/cache-scope';
-import { PersistentCache } from '../fs/persistent-cache';
-import type { WriteBehind } from '../fs/write-behind';
+import { makeFsClient } from '../fs/agent/rpc-client';
+import { makePathOps, makeWriteBehind } from '../fs/agent/path-ops';
+import { Counters } from '../fs/agent/counters';
+import { CacheScope } from '../fs/shared/cache-scope';
+import { PersistentCache } from '../fs/agent/persistent-cache';
+import type { WriteBehind } from '../fs/agent/write-behind';
 import { bridgeStdioToSocket } from './stdio-bridge';
 import { bindSystemDirs, mountLocalTree } from './mount';
 import type { MountedTree } from './mount';
@@ -251,7 +251,7 @@ async function main(): Promise<void> {
   let warm: typeof hello.warm | undefined = hello.warm;
   byRun = new FuseOpsByRun(
     (persistentNow, writeBehindNow) => {
-      const ops = makeFuseOps(fs, {
+      const ops = makePathOps(fs, {
         // The agent's own caches answer for a second what the kernel asks again (after an
         // invalidation, or a kernel that dropped its copy); the kernel keeps things longer.
         attrTimeoutMs: 1000,

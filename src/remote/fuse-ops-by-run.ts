@@ -7,9 +7,9 @@
 // here (each generation numbers its own from the same ranges). A generation with no open
 // handle left is let go. Meant to be replaced by the new FUSE layer implementing
 // RunRevalidation itself (see run-revalidation.ts).
-import type { Cb, PathOps as FuseOps } from '../fs/fuse-ops';
-import type { PersistentCache } from '../fs/persistent-cache';
-import type { WriteBehind } from '../fs/write-behind';
+import type { Cb, PathOps as FuseOps } from '../fs/agent/path-ops';
+import type { PersistentCache } from '../fs/agent/persistent-cache';
+import type { WriteBehind } from '../fs/agent/write-behind';
 import type { AskStale, RunRevalidation } from './run-revalidation';
 
 /** Handle operations that change the file (or land its writes). */

@@ -3,9 +3,9 @@
 // mount vanishes with the session, whatever way it ends.
 import { spawn } from 'node:child_process';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
-import type { PathOps } from '../fs/fuse-ops';
-import type { Counters } from '../fs/counters';
-import { FuseNodes, type NodeSettings } from '../fs/fuse-nodes';
+import type { PathOps } from '../fs/agent/path-ops';
+import type { Counters } from '../fs/agent/counters';
+import { FuseNodes, type NodeSettings } from '../fs/agent/fuse-nodes';
 import { FuseConnection, errnoName, loadKernelAddon } from './fuse/connection';
 
 export interface MountSettings extends NodeSettings {

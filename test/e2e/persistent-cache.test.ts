@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_CACHED_TREES } from '../../src/fs/cache-scope';
+import { DEFAULT_CACHED_TREES } from '../../src/fs/shared/cache-scope';
 import { SSH_CONFIG, boxShell, outrun, waitBoxClean, type RunResult } from './harness';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

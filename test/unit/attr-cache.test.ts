@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AttrCache, type CachedAttr } from '../../src/fs/attr-cache';
+import { AttrCache, type CachedAttr } from '../../src/fs/agent/attr-cache';
 
 const attr = (ino: number, size = 0): CachedAttr => ({ ino, mode: 0o100644, nlink: 1, size });
 

@@ -3,8 +3,8 @@
 // gave 0" came from a listing taken while a's writes were still in the agent).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChangeLog } from '../../src/fs/change-log';
-import { WriteBehind } from '../../src/fs/write-behind';
+import { ChangeLog } from '../../src/fs/agent/change-log';
+import { WriteBehind } from '../../src/fs/agent/write-behind';
 
 test('news of a path is fresh unless it changed after the request left', () => {
   const log = new ChangeLog(() => false);

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ElfResult, ReadAt, parseElfDeps, parseElfDepsFromBuffer, readElfDepsFromFile } from '../../src/fs/elf';
+import { ElfResult, ReadAt, parseElfDeps, parseElfDepsFromBuffer, readElfDepsFromFile } from '../../src/fs/local/elf';
 import { buildElf, prng } from './elf-builder';
 
 /** readelf (binutils) as an independent oracle for real files. */

@@ -2,10 +2,10 @@
 // keep, and that every change made through it drops what the addon would repeat.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FuseNodes, type KernelLink } from '../../src/fs/fuse-nodes';
+import { FuseNodes, type KernelLink } from '../../src/fs/agent/fuse-nodes';
 import { Opcode } from '../../src/remote/fuse/protocol';
 import type { InHeader } from '../../src/remote/fuse/wire-types';
-import type { CachedAttr } from '../../src/fs/attr-cache';
+import type { CachedAttr } from '../../src/fs/agent/attr-cache';
 
 interface Fake {
   nodes: FuseNodes;

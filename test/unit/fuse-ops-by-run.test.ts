@@ -5,10 +5,10 @@
 // runs asking during a revalidation share the next one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PathOps as FuseOps } from '../../src/fs/fuse-ops';
+import type { PathOps as FuseOps } from '../../src/fs/agent/path-ops';
 import { FuseOpsByRun } from '../../src/remote/fuse-ops-by-run';
-import type { PersistentCache } from '../../src/fs/persistent-cache';
-import type { WriteBehind } from '../../src/fs/write-behind';
+import type { PersistentCache } from '../../src/fs/agent/persistent-cache';
+import type { WriteBehind } from '../../src/fs/agent/write-behind';
 
 function fakeWriteBehind() {
   const listeners: ((p: string) => void)[] = [];

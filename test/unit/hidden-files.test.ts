@@ -1,7 +1,7 @@
 // HiddenFiles: what the agent answers for a file libfuse hid because it was unlinked while open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HiddenFiles } from '../../src/fs/hidden-files';
+import { HiddenFiles } from '../../src/fs/agent/hidden-files';
 
 test('only libfuse hidden names are recognised', () => {
   assert.ok(HiddenFiles.isHiddenName('/d/.fuse_hidden0000007200000002'));

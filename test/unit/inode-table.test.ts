@@ -3,7 +3,7 @@
 // kernel forgets everything.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InodeTable, ROOT_ID } from '../../src/fs/inode-table';
+import { InodeTable, ROOT_ID } from '../../src/fs/agent/inode-table';
 
 const file = (ino: number, dev = 1, nlink = 1) => ({ ino, dev, nlink, mode: 0o100644 });
 const dir = (ino: number, dev = 1) => ({ ino, dev, nlink: 2, mode: 0o040755 });

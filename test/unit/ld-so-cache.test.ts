@@ -16,7 +16,7 @@ import {
   loadLdSoCache,
   lookupLdSoCache,
   parseLdSoCache,
-} from '../../src/fs/ld-so-cache';
+} from '../../src/fs/local/ld-so-cache';
 import { prng } from './elf-builder';
 
 interface Entry {

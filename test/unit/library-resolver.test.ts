@@ -4,9 +4,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { readElfDepsFromFile } from '../../src/fs/elf';
-import { LibraryClosure, PRELOAD, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/library-resolver';
-import { walkSymlinks } from '../../src/fs/symlink-walk';
+import { readElfDepsFromFile } from '../../src/fs/local/elf';
+import { LibraryClosure, PRELOAD, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/local/library-resolver';
+import { walkSymlinks } from '../../src/fs/local/symlink-walk';
 import { buildElf } from './elf-builder';
 
 interface LddView {

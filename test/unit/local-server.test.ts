@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { pb } from '../../src/wire/schema';
 import { fileSystemMethods } from '../../src/wire/services';
-import { DEFAULT_LIMITS, LocalFileServer } from '../../src/fs/local-server';
+import { DEFAULT_LIMITS, LocalFileServer } from '../../src/fs/local/local-server';
 
 const E = os.constants.errno;
 const C = fs.constants;

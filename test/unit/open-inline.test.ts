@@ -4,7 +4,7 @@ import { constants as FS, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { INLINE_MAX, LocalFileServer } from '../../src/fs/local-server';
+import { INLINE_MAX, LocalFileServer } from '../../src/fs/local/local-server';
 import { pb } from '../../src/wire/schema';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'outrun-inline-'));

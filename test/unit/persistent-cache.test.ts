@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { lstatSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { PersistentCache } from '../../src/fs/persistent-cache';
-import { CacheScope, parseCachedTrees } from '../../src/fs/cache-scope';
-import { fingerprint, fingerprintOfStats } from '../../src/fs/fingerprint';
-import { attrFromStats } from '../../src/fs/attr';
+import { PersistentCache } from '../../src/fs/agent/persistent-cache';
+import { CacheScope, parseCachedTrees } from '../../src/fs/shared/cache-scope';
+import { fingerprint, fingerprintOfStats } from '../../src/fs/shared/fingerprint';
+import { attrFromStats } from '../../src/fs/shared/attr';
 import { parseProbes, staleProbes } from '../../src/client/cache-revalidate';
-import { decodeProbes, encodeProbes } from '../../src/fs/probe-list';
+import { decodeProbes, encodeProbes } from '../../src/fs/shared/probe-list';
 
 const file = (ino: number, size: number, ctime = 1) => ({ ino, mode: 0o100644, nlink: 1, size, mtime: { sec: 5, nsec: 0 }, ctime: { sec: ctime, nsec: 7 } });
 const dir = (ino: number) => ({ ino, mode: 0o040755, nlink: 2, size: 4096, mtime: { sec: 5, nsec: 0 }, ctime: { sec: 5, nsec: 0 } });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { cacheTagOf, discoverCacheTags, pycacheCandidates } from '../../src/fs/pycache';
+import { cacheTagOf, discoverCacheTags, pycacheCandidates } from '../../src/fs/local/pycache';
 
 test('candidates: plain, opt-1, opt-2 for each tag, in __pycache__ next to the source', () => {
   assert.deepEqual(pycacheCandidates('/usr/lib/python3.11/os.py', ['cpython-311', 'pypy39']), [

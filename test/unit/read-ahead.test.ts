@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FIRST_WINDOW, FileReadAhead, MAX_WINDOW, WindowBudget } from '../../src/fs/read-ahead';
+import { FIRST_WINDOW, FileReadAhead, MAX_WINDOW, WindowBudget } from '../../src/fs/agent/read-ahead';
 
 /** A file in memory behind a fetch function that records every call. */
 function fakeFile(size: number) {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
-import { refusedPathErrno } from '../../src/fs/wire-path';
+import { refusedPathErrno } from '../../src/fs/local/wire-path';
 
 const { EINVAL, ENAMETOOLONG } = constants.errno;
 const b = (s: string) => Buffer.from(s, 'latin1');

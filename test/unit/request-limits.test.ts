@@ -8,9 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RpcServer } from '../../src/client/rpc-server';
-import { LocalFileServer } from '../../src/fs/local-server';
-import { ByteBudget, MAX_CONCURRENT_REQUESTS, MAX_REQUEST_BYTES } from '../../src/fs/request-limits';
-import { makeFsClient } from '../../src/fs/rpc-client';
+import { LocalFileServer } from '../../src/fs/local/local-server';
+import { ByteBudget, MAX_CONCURRENT_REQUESTS, MAX_REQUEST_BYTES } from '../../src/fs/local/request-limits';
+import { makeFsClient } from '../../src/fs/agent/rpc-client';
 import { TOKEN_METADATA_KEY } from '../../src/wire/schema';
 
 const tick = () => new Promise((r) => setImmediate(r));

@@ -6,8 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RpcServer, tokenMatches, type ControlStream } from '../../src/client/rpc-server';
-import { LocalFileServer } from '../../src/fs/local-server';
-import { RpcError, makeFsClient } from '../../src/fs/rpc-client';
+import { LocalFileServer } from '../../src/fs/local/local-server';
+import { RpcError, makeFsClient } from '../../src/fs/agent/rpc-client';
 import { PROTOCOL_VERSION, TOKEN_METADATA_KEY, pb } from '../../src/wire/schema';
 import { sessionMethods } from '../../src/wire/services';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { makeSocketFile } from '../../src/fs/socket-file';
+import { makeSocketFile } from '../../src/fs/local/socket-file';
 
 test('creates a socket file with the given mode and leaves no temporary name', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'outrun-sockfile-'));

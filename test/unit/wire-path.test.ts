@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PATH_MAX, checkLinkTarget, checkWirePath } from '../../src/fs/wire-path';
+import { PATH_MAX, checkLinkTarget, checkWirePath } from '../../src/fs/local/wire-path';
 
 const B = (s: string) => Buffer.from(s, 'latin1');
 

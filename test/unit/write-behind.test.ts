@@ -2,7 +2,7 @@
 // errors come back at flush, the pending bytes stay bounded, and draining waits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WriteBehind } from '../../src/fs/write-behind';
+import { WriteBehind } from '../../src/fs/agent/write-behind';
 
 interface Sent {
   handle: number;

@@ -6,10 +6,10 @@
 // to a budget per reply; what does not fit comes the usual way when it is opened.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { attrFromStats } from './attr';
+import { attrFromStats } from '../shared/attr';
 import { LD_SO_PRELOAD_PATH, resolveLibraryClosure } from './library-resolver';
 import { discoverCacheTags, pycacheCandidates } from './pycache';
-import type { pb } from '../wire/schema';
+import type { pb } from '../../wire/schema';
 
 /** Bytes of file contents sent along with one open. */
 export const PREFETCH_DATA_BUDGET = 16 * 1024 * 1024;

@@ -4,7 +4,7 @@
 // read from it is checked before use, every read is bounded, and a problem becomes an
 // error value, never an exception or a loop.
 import { promises as fsp } from 'node:fs';
-import { readFully } from './read-fully';
+import { readFully } from '../shared/read-fully';
 
 /** Reads up to `length` bytes at `offset`; fewer bytes back means end of file. */
 export type ReadAt = (offset: number, length: number) => Buffer | Promise<Buffer>;

@@ -1,7 +1,7 @@
 // The agent's side of the filesystem protocol: one typed function per method, each a
 // single unary gRPC call carrying the session token.
 import * as grpc from '@grpc/grpc-js';
-import { fileSystemMethods, type FsCall, type FsMethodName, type Method } from '../wire/services';
+import { fileSystemMethods, type FsCall, type FsMethodName, type Method } from '../../wire/services';
 
 export type FsClient = { [K in FsMethodName]: FsCall<K> } & {
   timing: RpcTiming;

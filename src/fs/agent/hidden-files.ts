@@ -6,7 +6,7 @@
 // open file, and reads and writes go by handle), and answers for the hidden name itself from
 // the attributes the file had, kept current by the writes and truncates made through it.
 import type { CachedAttr } from './attr-cache';
-import { timespecFromMs } from './attr';
+import { timespecFromMs } from '../shared/attr';
 
 const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/;
 

@@ -6,7 +6,7 @@
 // Attr it cached, the client from lstat at revalidation, tens of thousands at a time, so it
 // is a fast non-cryptographic mix of the numbers, not a digest of a string.
 import type { BigIntStats } from 'node:fs';
-import type { pb } from '../wire/schema';
+import type { pb } from '../../wire/schema';
 
 export const FINGERPRINT_BYTES = 8;
 const MISSING = Buffer.from('missing\0');

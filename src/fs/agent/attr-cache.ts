@@ -4,7 +4,7 @@
 // Entries expire after the same timeout the kernel uses; any change made through the
 // mount drops the entries it could affect.
 import { LRUCache } from 'lru-cache';
-import type { pb } from '../wire/schema';
+import type { pb } from '../../wire/schema';
 
 export type CachedAttr = pb.Attr.$Properties;
 

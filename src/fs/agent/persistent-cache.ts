@@ -19,13 +19,13 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { pb } from '../wire/schema';
+import { pb } from '../../wire/schema';
 import * as protobuf from 'protobufjs/minimal';
 import type { CachedAttr } from './attr-cache';
 import { BlobStore } from './blob-store';
-import { CacheScope } from './cache-scope';
-import { fingerprint, sameVersion as sameAttr } from './fingerprint';
-import { decodeProbes, encodeProbes, type Probe } from './probe-list';
+import { CacheScope } from '../shared/cache-scope';
+import { fingerprint, sameVersion as sameAttr } from '../shared/fingerprint';
+import { decodeProbes, encodeProbes, type Probe } from '../shared/probe-list';
 import { LazyMap } from './lazy-entries';
 import { removeOnExit, settled } from './exit-cleanup';
 

@@ -1,4 +1,4 @@
-// Kernel requests on nodes, answered by the agent's path operations (fuse-ops.ts). The
+// Kernel requests on nodes, answered by the agent's path operations (path-ops.ts). The
 // kernel speaks in node ids and names; this file turns them into paths through the inode
 // table, calls the path operation, and tells the kernel what it may cache: entries and
 // attributes for their timeouts, a file's pages across opens while its version (mtime and
@@ -9,12 +9,12 @@ import { fromByteString, toByteString } from './byte-string';
 import { constants as OS } from 'node:os';
 import { constants as FS } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
-import type { PathOps } from './fuse-ops';
+import type { PathOps } from './path-ops';
 import { InodeTable, isDirAttr, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
-import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
-import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../remote/fuse/protocol';
+import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from '../shared/xattr-ops';
+import { FATTR, FOPEN, FSYNC_FDATASYNC, GETATTR_FH, Opcode, RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../remote/fuse/protocol';
 import {
   attrOut,
   attrOutOfEntry,
@@ -29,8 +29,8 @@ import {
   writeDirent,
   writeOut,
   type InHeader,
-} from '../remote/fuse/wire-types';
-import type { Handler, HandlerResult, Negotiated } from '../remote/fuse/connection';
+} from '../../remote/fuse/wire-types';
+import type { Handler, HandlerResult, Negotiated } from '../../remote/fuse/connection';
 
 const E = OS.errno;
 

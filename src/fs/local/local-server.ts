@@ -7,18 +7,18 @@
 import { constants as FS, lstatSync, promises as fsp, type BigIntStats } from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { FileHandle } from 'node:fs/promises';
-import { attrFromStats } from './attr';
-import { readFully } from './read-fully';
-import { E2BIG, EBADF, EINVAL, EMFILE, EOPNOTSUPP, EPERM, ERANGE, errnoOf } from './errno';
+import { attrFromStats } from '../shared/attr';
+import { readFully } from '../shared/read-fully';
+import { E2BIG, EBADF, EINVAL, EMFILE, EOPNOTSUPP, EPERM, ERANGE, errnoOf } from '../shared/errno';
 import { UTIME_NOW, UTIME_OMIT, localNative } from './local-native';
-import { MAX_XATTR_BYTES, XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from './xattr-ops';
+import { MAX_XATTR_BYTES, XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from '../shared/xattr-ops';
 import { checkLinkTarget, checkWirePath, refusedPathErrno } from './wire-path';
 import { ByteBudget, MAX_READ_BYTES_IN_FLIGHT } from './request-limits';
 import { makeSocketFile } from './socket-file';
-import type { FsHandler, FsMethodName } from '../wire/services';
-import type { pb } from '../wire/schema';
+import type { FsHandler, FsMethodName } from '../../wire/services';
+import type { pb } from '../../wire/schema';
 import { isElf, prefetchBytecode, prefetchLibraries, prefetchSiblingBytecode } from './prefetch';
-import { fingerprint } from './fingerprint';
+import { fingerprint } from '../shared/fingerprint';
 import { LRUCache } from 'lru-cache';
 
 export interface LocalServerLimits {

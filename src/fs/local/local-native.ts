@@ -20,12 +20,14 @@ export const UTIME_OMIT = (1 << 30) - 2;
 
 let loaded: LocalNative | null | undefined;
 
-/** dist/local-addon/local-fs.node, two levels above both dist/src/fs and dist/src/client (the bundle). */
+/** dist/local-addon/local-fs.node: above dist/src/client (the bundle) and dist/src/fs/local (tests). */
+const CANDIDATES = ['../../local-addon/local-fs.node', '../../../local-addon/local-fs.node'];
+
 export function localNative(): LocalNative | undefined {
   if (loaded === undefined) {
-    const file = join(__dirname, '../../local-addon/local-fs.node');
+    const file = CANDIDATES.map((c) => join(__dirname, c)).find((f) => existsSync(f));
     try {
-      loaded = existsSync(file) ? (require(file) as LocalNative) : null;
+      loaded = file ? (require(file) as LocalNative) : null;
     } catch {
       loaded = null;
     }

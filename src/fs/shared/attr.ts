@@ -1,6 +1,6 @@
 // Conversions between local stat results and wire attributes.
 import type { BigIntStats } from 'node:fs';
-import { pb } from '../wire/schema';
+import { pb } from '../../wire/schema';
 
 const NS_PER_S = 1_000_000_000n;
 

@@ -1,7 +1,7 @@
 // Paths from the wire are checked before they touch the local disk: absolute, no NUL,
 // no `.`/`..` components, no empty components, bounded length. The FUSE kernel only ever
 // sends such paths; anything else is a hostile or broken peer.
-import { EINVAL, ENAMETOOLONG } from './errno';
+import { EINVAL, ENAMETOOLONG } from '../shared/errno';
 
 export const PATH_MAX = 4096;
 const NAME_MAX = 255;

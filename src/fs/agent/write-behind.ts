@@ -12,7 +12,7 @@
 // Anything that reads or inspects a path with writes in flight (read, getattr, open,
 // truncate, rename, listing of its directory, ...) waits for them first (see drainPath), so
 // no one sees the file without them.
-import { EIO } from './errno';
+import { EIO } from '../shared/errno';
 
 /** How a run asks the local side to sync the file once the run is written (see fsync). */
 export type SyncAfter = 'sync' | 'datasync' | undefined;
