@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw link?.state === 'up' && link.conn !== conn ? err : (lost ?? err);
   } finally {
-    if (link) link.close();
+    if (link) await link.close();
     else conn.end();
     log(`connection closed (${at()})`);
   }

@@ -92,9 +92,26 @@ export class ReconnectingLink extends EventEmitter {
     this.emit('gone');
   }
 
-  /** Every way out: no more reconnecting, the connection ends. */
-  close(): void {
+  /** What must be said on the connection before it ends (the relays' BYE), with its end. */
+  private readonly farewells = new Set<{ close(): void; gone: Promise<void> }>();
+
+  /** A relayed channel: told to end, and waited for (bounded), before the connection ends. */
+  track(ch: { close(): void; gone: Promise<void> }): void {
+    this.farewells.add(ch);
+    void ch.gone.then(() => this.farewells.delete(ch));
+  }
+
+  /**
+   * Every way out: no more reconnecting; every relayed channel still open says BYE (so the
+   * remote ends its program now, not after the limit), then the connection ends.
+   */
+  async close(): Promise<void> {
     const was = this.state;
+    const open = [...this.farewells];
+    for (const ch of open) ch.close();
+    if (was === 'up' && open.length) {
+      await Promise.race([Promise.all(open.map((c) => c.gone)), new Promise((r) => setTimeout(r, 2500))]);
+    }
     this.state = 'closed';
     this.conn.end();
     if (was === 'down') this.emit('gone');

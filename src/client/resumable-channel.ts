@@ -50,8 +50,10 @@ export class ResumableChannel extends Duplex {
   private ch: ClientChannel | undefined;
   private waitingWrite: (() => void) | undefined;
   private exited = false;
-  private finished = false;
+  finished = false;
   private readonly heartbeat: NodeJS.Timeout;
+  /** Settles on 'close'. */
+  readonly gone: Promise<void>;
 
   private constructor(private readonly link: ReconnectingLink, private readonly p: RelayProgram, private readonly log: (m: string) => void) {
     super({ autoDestroy: false, emitClose: false, allowHalfOpen: true });
@@ -60,6 +62,8 @@ export class ResumableChannel extends Duplex {
     this.heartbeat.unref();
     link.on('up', this.onLinkUp);
     link.on('gone', this.onLinkGone);
+    this.gone = new Promise((r) => this.once('close', () => r()));
+    link.track(this);
   }
 
   /** Starts `program` behind a relay on the link's connection. */
@@ -67,7 +71,17 @@ export class ResumableChannel extends Duplex {
     const rc = new ResumableChannel(link, p, log);
     const ch = await execChannel(link.conn, shellQuote([...p.node, p.agentJs, 'relay', '--', ...p.program]), false);
     ch.write(jsonResumeFrame(ResumeFrame.OPEN, { secret: rc.secret, limitMs }));
-    await rc.adopt(ch, ResumeFrame.OPENED);
+    try {
+      await rc.adopt(ch, ResumeFrame.OPENED);
+    } catch (err) {
+      rc.end_('could not open');
+      throw err;
+    }
+    // Ended (every way out) while it was opening: the relay is told now.
+    if (rc.finished) {
+      ch.write(resumeFrame(ResumeFrame.BYE, 0));
+      ch.end();
+    }
     return rc;
   }
 
@@ -81,9 +95,11 @@ export class ResumableChannel extends Duplex {
     return new Promise((resolve, reject) => {
       let settled = false;
       const stderrTail: Buffer[] = [];
+      // A write racing the connection's death fails as an event; the close that follows decides.
+      ch.on('error', (err: Error) => this.log(`relay channel: ${err.message}`));
       ch.stderr.on('data', (d: Buffer) => {
         if (!settled) stderrTail.push(d);
-        this.log(`relay: ${d.toString().trim()}`);
+        this.log(`remote ${d.toString().trim()}`);
       });
       const reader = new ResumeFrameReader((type, stream, payload) => {
         if (!settled) {

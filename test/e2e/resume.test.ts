@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CLI, ROOT, SSH_CONFIG, boxLeftovers, boxShell } from './harness';
@@ -24,6 +24,20 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
     await sleep(250);
   }
   return true;
+}
+
+/** Host pids whose command line (NULs as spaces) holds `marker`. */
+function hostPids(marker: string): number[] {
+  const found: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'latin1').replace(/\0/g, ' ').includes(marker)) found.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
 }
 
 /** outrun in the background, its stdout kept as bytes. */
@@ -131,6 +145,56 @@ describe('a run survives a dropped link', { timeout: 8 * 60_000 }, () => {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
+  });
+
+  test('output during the outage is held up to the bound, then the command waits; all of it arrives once', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'outrun-resume-big-'));
+    try {
+      const big = randomBytes(96 * 1024 * 1024);
+      writeFileSync(path.join(work, 'big'), big);
+      // Read once so that the second read comes from the box's page cache, during the outage.
+      const run = start([...FAST_KEEPALIVE, 'box', 'sh', '-c', 'cat big > /dev/null; echo ready; sleep 4; cat big'], work);
+      assert.ok(await run.ready, run.stderr());
+      const before = run.stdout().length;
+      let peakRss = 0;
+      await withBlackhole(async () => {
+        for (let i = 0; i < 15; i++) {
+          await sleep(1000);
+          // The box's processes are visible from here: the relay in front of the command.
+          for (const pid of hostPids('agent.js relay -- ')) {
+            if (!readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('outrun-helper\0exec')) continue;
+            const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+            peakRss = Math.max(peakRss, rss);
+          }
+        }
+      });
+      const code = await run.exited;
+      assert.equal(code, 0, run.stderr());
+      assert.equal(before, 'ready\n'.length);
+      const out = run.stdout();
+      assert.equal(out.length, 6 + big.length);
+      assert.equal(sha(out.subarray(6)), sha(big));
+      // Unbounded, the relay would have taken all 96 MiB while we were away.
+      assert.ok(peakRss > 0 && peakRss < 160 * 1024 * 1024, `relay RSS ${(peakRss / 1048576).toFixed(0)} MiB`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  test('the box kills our sshd session (the connection resets): the run goes on and ends as it would have', async () => {
+    const run = start(['-v', 'box', 'sh', '-c', 'echo ready; sleep 3; echo after; exit 7']);
+    assert.ok(await run.ready, run.stderr());
+    // sshd's process for our connection is the parent of the relay in front of the exec helper.
+    const relay = boxShell(
+      `for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q 'agent.js relay -- [^ ]*outrun-helper exe[c]' && echo \${p#/proc/}; done; true`,
+    ).trim();
+    assert.match(relay, /^\d+$/);
+    boxShell(`kill -9 $(awk '/^PPid:/ {print $2}' /proc/${relay}/status)`);
+    const code = await run.exited;
+    assert.equal(code, 7, run.stderr().split('\n').filter((l) => !/ rpc /.test(l)).slice(-15).join('\n'));
+    assert.equal(run.stdout().toString(), 'ready\nafter\n');
+    assert.match(run.stderr(), /the connection is back/);
+    assert.equal(await waitRemoteClean('sleep 3', 20_000), '');
   });
 
   test('SIGINT sent during the outage reaches the command once the link is back', async () => {
