@@ -77,8 +77,10 @@ async function main(argv: string[]): Promise<number> {
   // limit (resume; not for a pty run's command). No prompts then: the command owns the terminal.
   const reconnectMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
   const { ReconnectingLink } = await import('./reconnecting-link');
+  // A command on a pty cannot outlive the connection (sshd owns the pty): such a run is
+  // not resumed at all, and ends as before when the link goes.
   const link =
-    reconnectMs > 0
+    reconnectMs > 0 && !pty
       ? new ReconnectingLink(
           conn,
           () => connectSsh(resolved, { verbose: options.verbose, log, interactive: false }),
@@ -90,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
           log,
         )
       : undefined;
+  // An exit that cannot wait for the orderly end (SIGTERM's hard limit) still tells the relays.
+  if (link) process.once('exit', () => link.byeNow());
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
     const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });

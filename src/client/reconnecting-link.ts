@@ -93,10 +93,15 @@ export class ReconnectingLink extends EventEmitter {
   }
 
   /** What must be said on the connection before it ends (the relays' BYE), with its end. */
-  private readonly farewells = new Set<{ close(): void; gone: Promise<void> }>();
+  private readonly farewells = new Set<{ close(): void; byeNow(): void; gone: Promise<void> }>();
+
+  /** At process exit: every relayed channel still open says BYE, without waiting. */
+  byeNow(): void {
+    if (this.state === 'up') for (const ch of this.farewells) ch.byeNow();
+  }
 
   /** A relayed channel: told to end, and waited for (bounded), before the connection ends. */
-  track(ch: { close(): void; gone: Promise<void> }): void {
+  track(ch: { close(): void; byeNow(): void; gone: Promise<void> }): void {
     this.farewells.add(ch);
     void ch.gone.then(() => this.farewells.delete(ch));
   }

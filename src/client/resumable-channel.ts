@@ -295,6 +295,15 @@ export class ResumableChannel extends Duplex {
     ch.once('close', emitClose);
   }
 
+  /**
+   * Last words, synchronously, for an exit that cannot wait (Termination's hard limit): the
+   * BYE goes out on the socket now, so the remote ends the program at once, not after the limit.
+   */
+  byeNow(): void {
+    if (this.finished || !this.ch) return;
+    this.ch.write(resumeFrame(ResumeFrame.BYE, 0));
+  }
+
   /** As ssh2's close(): abandon the program (the relay ends it). */
   close(): void {
     this.end_('closed');
