@@ -92,8 +92,20 @@ async function main(argv: string[]): Promise<number> {
           log,
         )
       : undefined;
-  // An exit that cannot wait for the orderly end (SIGTERM's hard limit) still tells the relays.
-  if (link) process.once('exit', () => link.byeNow());
+  // An exit that cannot wait for the orderly end (SIGTERM's hard limit) still tells the relays;
+  // so does SIGTERM or SIGHUP during the set-up, which ends us by the signal itself (raised
+  // again once the relays are told), until the run's own handlers take over.
+  const setupSignal = (sig: NodeJS.Signals) => () => {
+    link?.byeNow();
+    dropSetupSignals();
+    process.kill(process.pid, sig);
+  };
+  const onSetupSignal = new Map((['SIGTERM', 'SIGHUP'] as const).map((s) => [s, setupSignal(s)]));
+  const dropSetupSignals = () => onSetupSignal.forEach((h, s) => process.off(s, h));
+  if (link) {
+    process.once('exit', () => link.byeNow());
+    onSetupSignal.forEach((h, s) => process.on(s, h));
+  }
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
     const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
@@ -114,6 +126,7 @@ async function main(argv: string[]): Promise<number> {
       stats: !!options.stats,
       phases,
       link,
+      onCommandStart: dropSetupSignals,
       remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0

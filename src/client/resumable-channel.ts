@@ -51,6 +51,8 @@ export class ResumableChannel extends Duplex {
   private waitingWrite: (() => void) | undefined;
   private exited = false;
   finished = false;
+  /** The first channel, from OPEN until the relay's OPENED (for byeNow). */
+  private opening: ClientChannel | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   /** Settles on 'close'. */
   readonly gone: Promise<void>;
@@ -71,6 +73,7 @@ export class ResumableChannel extends Duplex {
     const rc = new ResumableChannel(link, p, log);
     const ch = await execChannel(link.conn, shellQuote([...p.node, p.agentJs, 'relay', '--', ...p.program]), false);
     ch.write(jsonResumeFrame(ResumeFrame.OPEN, { secret: rc.secret, limitMs }));
+    rc.opening = ch;
     try {
       await rc.adopt(ch, ResumeFrame.OPENED);
     } catch (err) {
@@ -300,8 +303,9 @@ export class ResumableChannel extends Duplex {
    * BYE goes out on the socket now, so the remote ends the program at once, not after the limit.
    */
   byeNow(): void {
-    if (this.finished || !this.ch) return;
-    this.ch.write(resumeFrame(ResumeFrame.BYE, 0));
+    const ch = this.ch ?? this.opening;
+    if (this.finished || !ch) return;
+    ch.write(resumeFrame(ResumeFrame.BYE, 0));
   }
 
   /** As ssh2's close(): abandon the program (the relay ends it). */

@@ -41,6 +41,8 @@ export interface SessionOptions {
   cache?: { trees: string[]; maxBytes: number };
   /** The connection as one that may come back: the session's channels go through relays. */
   link?: ReconnectingLink;
+  /** Just before the command starts (the run's own signal handling takes over then). */
+  onCommandStart?: () => void;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -91,6 +93,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     opts.phases?.mark('agent and mount');
     const cc = await commandChannel;
     commandStarted = true;
+    opts.onCommandStart?.();
     opts.phases?.mark('command channel');
     const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal);
     opts.phases?.mark('command');
