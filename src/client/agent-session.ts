@@ -25,7 +25,7 @@ import { warmListings } from './warm-listings';
  * made on this machine during a run is seen at its next open, and in a stat within this
  * time). A master's session keeps no absent names: a later run must see files made since.
  */
-const KERNEL_CACHE_S = 10;
+export const KERNEL_CACHE_S = 10;
 
 export interface AgentSessionOptions {
   conn: Client;
@@ -49,6 +49,8 @@ export interface AgentSessionOptions {
   manyRuns?: boolean;
   /** Run the agent behind a relay (resume after a dropped link): how, and for how long. */
   relay?: { open: (program: string[]) => Promise<ClientChannel>; limitMs: number };
+  /** Seconds the remote kernel may keep names, attributes and absences (default KERNEL_CACHE_S). */
+  kernelCacheS?: number;
 }
 
 /** How long a run's start may wait for the agent's revalidation. */
@@ -193,6 +195,7 @@ export class AgentSession {
             setImmediate(() => ahead?.remember(probes));
             log(`cache: ${probes.length} entries revalidated, ${staleProbeIndexes.length} stale (${(performance.now() - t0).toFixed(0)} ms)`);
           }
+          const kernelCache = opts.kernelCacheS ?? KERNEL_CACHE_S;
           const home = commandEnv.HOME;
           // The command's PATH is searched by whatever it runs (shells, make, compilers).
           const pathDirs = commandEnv.PATH?.split(':') ?? [];
@@ -204,12 +207,11 @@ export class AgentSession {
             cacheRejected: probes instanceof Error,
             warm,
             clientVersion: CLIENT_VERSION,
-            // The kernel keeps no attributes (FUSE 2's high-level API gives each hard link its
-            // own kernel inode, so a cached link count would go stale); the agent's cache,
-            // which invalidates per change, answers instead.
-            // A master's runs must see names made locally between them: the kernel keeps no
-            // negative entries then (the agent's own are dropped at each run's start).
-            mount: { attrTimeoutS: KERNEL_CACHE_S, entryTimeoutS: KERNEL_CACHE_S, negativeTimeoutS: opts.manyRuns ? 0 : KERNEL_CACHE_S, debug: opts.verbose >= 2 },
+            // The kernel keeps names and attributes for --kernel-cache seconds (one kernel
+            // inode per local file, so hard links share them). A master's runs must see names
+            // made locally between them: the kernel keeps no negative entries then (the
+            // agent's own are dropped at each run's start).
+            mount: { attrTimeoutS: kernelCache, entryTimeoutS: kernelCache, negativeTimeoutS: opts.manyRuns ? 0 : kernelCache, debug: opts.verbose >= 2 },
           };
         },
         control: (stream) => {

@@ -56,6 +56,10 @@ options:
   --cache-size SIZE
                   bound on the contents kept on the remote, e.g. 512M, 4G (default 2G)
   --no-cache      keep nothing on the remote between runs
+  --kernel-cache SECONDS
+                  how long the remote kernel keeps names, attributes and absent names
+                  without asking (default 10; 0: ask every time). Local changes made
+                  during a run show within this time; every open sees them at once
   --help          show this help and exit
   --version       show the version and exit
 
@@ -93,6 +97,8 @@ export interface CliOptions {
   cacheBytes?: number;
   /** -o ReconnectTimeout: milliseconds a dropped link is retried for (0: never). */
   reconnectTimeoutMs?: number;
+  /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
+  kernelCacheS?: number;
   /** -o ControlPersist: idle milliseconds before the master ends; 'forever' (yes); undefined: no master. */
   controlPersist?: number | 'forever';
   /** -S */
@@ -137,6 +143,9 @@ const HINT = 'see outrun --help';
 function usageError(message: string): OutrunError {
   return new OutrunError('USAGE', message, { hint: HINT });
 }
+
+/** The longest --kernel-cache (an hour: beyond it a local change could go unseen for long). */
+export const MAX_KERNEL_CACHE_S = 3600;
 
 /** Options that take an argument. */
 const WITH_ARG = new Set(['p', 'l', 'i', 'F', 'o', 'J', 'S', 'O']);
@@ -230,7 +239,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       options.cachePaths = [];
       continue;
     }
-    const long = /^--(cache-paths|cache-size)(?:=(.*))?$/s.exec(arg);
+    const long = /^--(cache-paths|cache-size|kernel-cache)(?:=(.*))?$/s.exec(arg);
     if (long) {
       let value = long[2];
       if (value === undefined) {
@@ -241,6 +250,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         const trees = parseCachedTrees(value);
         if (trees instanceof Error) throw usageError(trees.message);
         options.cachePaths = trees;
+      } else if (long[1] === 'kernel-cache') {
+        if (!/^\d{1,4}$/.test(value) || Number(value) > MAX_KERNEL_CACHE_S) {
+          throw usageError(`--kernel-cache '${value}' is not a number of seconds from 0 to ${MAX_KERNEL_CACHE_S}`);
+        }
+        options.kernelCacheS = Number(value);
       } else {
         const n = parseSize(value);
         if (n === undefined) throw usageError(`--cache-size '${value}' is not a size (e.g. 512M, 4G)`);

@@ -132,6 +132,7 @@ async function main(argv: string[]): Promise<number> {
         options.cachePaths?.length === 0
           ? undefined
           : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
+      kernelCacheS: options.kernelCacheS,
     });
   } catch (err) {
     if (link?.state === 'gone' || link?.state === 'down') {

@@ -72,6 +72,7 @@ async function main(): Promise<void> {
           options.cachePaths?.length === 0
             ? undefined
             : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
+        kernelCacheS: options.kernelCacheS,
       },
     };
   });

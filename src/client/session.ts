@@ -43,6 +43,8 @@ export interface SessionOptions {
   link?: ReconnectingLink;
   /** Just before the command starts (the run's own signal handling takes over then). */
   onCommandStart?: () => void;
+  /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
+  kernelCacheS?: number;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -87,6 +89,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       mountTimeoutMs: opts.mountTimeoutMs,
       remoteId: opts.remoteId,
       cache: opts.cache,
+      kernelCacheS: opts.kernelCacheS,
       sessionDir,
       relay: relay && link ? { open: relay, limitMs: link.limitMs } : undefined,
     });

@@ -152,10 +152,12 @@ async function main(): Promise<void> {
     fatal(EXIT.PROTOCOL, `protocol mismatch: client speaks ${hello.protocolVersion}, agent speaks ${PROTOCOL_VERSION}`);
   }
   const m = hello.mount ?? {};
+  // Seconds, checked: a timeout the kernel would take as years is not one the client meant.
+  const timeout = (s: number | null | undefined) => (Number.isInteger(s) && s! >= 0 && s! <= 3600 ? s! : 1);
   const mountOptions = {
-    attrTimeoutS: m.attrTimeoutS ?? 1,
-    entryTimeoutS: m.entryTimeoutS ?? 1,
-    negativeTimeoutS: m.negativeTimeoutS ?? 1,
+    attrTimeoutS: timeout(m.attrTimeoutS),
+    entryTimeoutS: timeout(m.entryTimeoutS),
+    negativeTimeoutS: timeout(m.negativeTimeoutS),
   };
   verbose = !!m.debug;
   log(`hello from client ${hello.clientVersion}`);

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ROOT, onBox } from './harness';
+import { ROOT, SSH_CONFIG, onBox, outrun } from './harness';
 
 const SCRIPT = path.join(ROOT, 'test/e2e/fixtures/fs-ops.sh');
 
@@ -60,6 +60,33 @@ test('a file changed locally during a run is seen changed by the command at its 
     const r = await run;
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.toString(), 'v1\nversion two, longer\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--kernel-cache 0: a stat during a run sees a local change and a new name at once; by default the kernel keeps its answers', { timeout: 90_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'outrun-kernel-cache-'));
+  const f = path.join(dir, 'f');
+  // stat (no open) before and after the local change; `test -e` of a name made meanwhile.
+  const script = `stat -c %s '${f}'; test -e '${f}.new' || echo absent; touch '${f}.read'; sleep 3; stat -c %s '${f}'; test -e '${f}.new' && echo present || echo absent`;
+  const during = async (options: string[]) => {
+    writeFileSync(f, 'v1');
+    rmSync(`${f}.read`, { force: true });
+    rmSync(`${f}.new`, { force: true });
+    const run = outrun(['-F', SSH_CONFIG, ...options, 'box', 'sh', '-c', script]);
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(`${f}.read`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    writeFileSync(f, 'version two, longer');
+    writeFileSync(`${f}.new`, '');
+    const r = await run;
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.toString();
+  };
+  try {
+    assert.equal(await during(['--kernel-cache', '0']), '2\nabsent\n19\npresent\n');
+    // The default (10 s): within it the kernel answers from what it held, as documented.
+    assert.equal(await during([]), '2\nabsent\n2\nabsent\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -98,6 +98,16 @@ describe('parseArgs', () => {
     assert.equal(parseArgs(['--help', 'host', 'cmd']).action, 'help');
   });
 
+  test('--kernel-cache SECONDS: 0 to 3600, attached or separate; anything else is a usage error', () => {
+    assert.equal(run(['--kernel-cache', '0', 'h', 'c']).options.kernelCacheS, 0);
+    assert.equal(run(['--kernel-cache=3600', 'h', 'c']).options.kernelCacheS, 3600);
+    assert.equal(run(['h', 'c']).options.kernelCacheS, undefined);
+    for (const bad of ['3601', '-1', '1.5', 'ten', '', '99999']) {
+      usageError(() => parseArgs([`--kernel-cache=${bad}`, 'h', 'c']), /--kernel-cache .* is not a number of seconds from 0 to 3600/);
+    }
+    usageError(() => parseArgs(['--kernel-cache']), /--kernel-cache needs an argument/);
+  });
+
   test('usage errors: missing destination, missing command, bad port, unknown option, missing argument', () => {
     usageError(() => parseArgs([]), /missing destination/);
     usageError(() => parseArgs(['-v']), /missing destination/);

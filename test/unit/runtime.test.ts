@@ -109,12 +109,12 @@ test('agentCommand is the documented command line, correctly quoted', () => {
     agentCommand('/var/cache/outrun/runtime/abc/', '/run/outrun/s1', 'ld-linux-x86-64.so.2'),
     '/var/cache/outrun/runtime/abc/outrun-helper agent /run/outrun/s1 -- ' +
       '/var/cache/outrun/runtime/abc/lib/ld-linux-x86-64.so.2 --library-path /var/cache/outrun/runtime/abc/lib ' +
-      '/var/cache/outrun/runtime/abc/node /var/cache/outrun/runtime/abc/agent.js',
+      '/var/cache/outrun/runtime/abc/node --optimize-for-size /var/cache/outrun/runtime/abc/agent.js',
   );
   const cmd = agentCommand("/tmp/a b'c", '/tmp/s $x', 'ld.so');
   const r = spawnSync('/bin/sh', ['-c', `set -- ${cmd}; printf '%s\\n' "$@"`], { encoding: 'utf8' });
   assert.deepEqual(r.stdout.trimEnd().split('\n'), [
     "/tmp/a b'c/outrun-helper", 'agent', '/tmp/s $x', '--', "/tmp/a b'c/lib/ld.so", '--library-path',
-    "/tmp/a b'c/lib", "/tmp/a b'c/node", "/tmp/a b'c/agent.js",
+    "/tmp/a b'c/lib", "/tmp/a b'c/node", '--optimize-for-size', "/tmp/a b'c/agent.js",
   ]);
 });

@@ -8,16 +8,21 @@ import type { pb } from '../../wire/schema';
 
 export type CachedAttr = pb.Attr.$Properties;
 
+/**
+ * The kernel keeps attributes and entries itself now (10 s): this cache only bridges what
+ * arrives in one reply (a listing, a prefetch) to the lookups that follow within its short
+ * timeout, so a few tens of thousands of entries are plenty. (100k held 40 MB of a `find /`.)
+ */
 export class AttrCache {
   private readonly attrs: LRUCache<string, CachedAttr>;
   private readonly missing: LRUCache<string, true>;
   /** Directories listed in full: the names they held, for as long as attributes live. */
   private readonly listings: LRUCache<string, Set<string>>;
 
-  constructor(ttlMs: number, negativeTtlMs: number, max = 100_000) {
+  constructor(ttlMs: number, negativeTtlMs: number, max = 20_000) {
     this.attrs = new LRUCache({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
     this.missing = new LRUCache({ max, ttl: Math.max(1, negativeTtlMs), ttlAutopurge: false });
-    this.listings = new LRUCache({ max: 10_000, ttl: Math.max(1, Math.min(ttlMs, negativeTtlMs)), ttlAutopurge: false });
+    this.listings = new LRUCache({ max: 2_000, ttl: Math.max(1, Math.min(ttlMs, negativeTtlMs)), ttlAutopurge: false });
   }
 
   /** Record a full listing of `dir` (its entries' attributes are set separately). */

@@ -10,7 +10,7 @@ import { constants as OS } from 'node:os';
 import { constants as FS } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
 import type { PathOps } from './path-ops';
-import { InodeTable, isDirAttr, type Node } from './inode-table';
+import { InodeTable, isDirMode, noteAttr, type Node } from './inode-table';
 import { LRUCache } from 'lru-cache';
 import type { Counters } from './counters';
 import { XATTR_GET, XATTR_LIST, XATTR_REMOVE, XATTR_SET } from '../shared/xattr-ops';
@@ -206,7 +206,7 @@ export class FuseNodes {
     }
     // Never the entry of a directory: it may be a mount point, and dropping the entry
     // would detach what is mounted there (/proc, /sys, /dev).
-    const isDir = node && isDirAttr(node.attr);
+    const isDir = node && isDirMode(node.mode);
     if (parent && !isDir) void this.kernel.notify(notifyInvalEntry(parent.id, fromByteString(name)));
   }
 
@@ -231,7 +231,7 @@ export class FuseNodes {
       const st = this.state.get(node.id);
       if (st) st.pageVersion = st.listVersion = undefined;
       sent.push(this.kernel.notify(notifyInvalInode(node.id, -1, 0)));
-      const isDir = isDirAttr(node.attr);
+      const isDir = isDirMode(node.mode);
       if (!isDir && node.parent && node.name !== undefined) sent.push(this.kernel.notify(notifyInvalEntry(node.parent.id, fromByteString(node.name))));
     }
     this.listings.clear();
@@ -312,8 +312,8 @@ export class FuseNodes {
       const [err, attr] = await this.call('getattr', p);
       if (err) return -err;
       // The name now holds another kind of file: this node is not it.
-      if (node.attr && ((node.attr.mode ?? 0) ^ (attr.mode ?? 0)) & 0o170000) return E.ESTALE;
-      node.attr = attr;
+      if (node.mode !== undefined && (node.mode ^ (attr.mode ?? 0)) & 0o170000) return E.ESTALE;
+      noteAttr(node, attr);
       const out = attrOut(attr, this.s.attrTimeoutS);
       this.told(node, attr, out);
       return out;
@@ -353,7 +353,7 @@ export class FuseNodes {
       }
       const [e2, attr] = await this.call('getattr', p);
       if (e2) return -e2;
-      node.attr = attr;
+      noteAttr(node, attr);
       const out = attrOut(attr, this.s.attrTimeoutS);
       this.told(node, attr, out);
       return out;
@@ -380,7 +380,7 @@ export class FuseNodes {
    * In a set-group-ID directory the group is the directory's, as locally.
    */
   private async ownAs(r: InHeader, parent: Node, path: string, attr: CachedAttr): Promise<CachedAttr> {
-    const gid = (parent.attr?.mode ?? 0) & 0o2000 ? attr.gid : r.gid;
+    const gid = (parent.mode ?? 0) & 0o2000 ? attr.gid : r.gid;
     if (attr.uid === r.uid && attr.gid === gid) return attr;
     const [err] = await this.call('chown', path, r.uid, gid);
     if (err) return attr;
@@ -432,7 +432,7 @@ export class FuseNodes {
 
   /** An open file losing its last name must stay readable through its handles. */
   private mustHide(node: Node): boolean {
-    return node.opens > 0 && (node.attr?.nlink ?? 1) <= 1 && !isDirAttr(node.attr);
+    return node.opens > 0 && (node.nlink ?? 1) <= 1 && !isDirMode(node.mode);
   }
 
   /**

@@ -17,19 +17,28 @@ export interface Node {
   /** The name it is known by now; undefined once every name is gone (unlinked, still open). */
   parent?: Node;
   name?: string;
-  /** Other names (hard links) the kernel knows, as childKey strings. */
-  links: Set<string>;
-  /** The attributes last told to the kernel. */
-  attr?: CachedAttr;
+  /**
+   * Other names (hard links) the kernel knows, as childKey strings; made only for a file
+   * with a second name (a table of 150k nodes would otherwise hold 150k empty sets).
+   */
+  otherNames?: Set<string>;
+  /** Of the attributes last told to the kernel, what the node handlers need: type and mode, link count. */
+  mode?: number;
+  nlink?: number;
   /** Handles open on it (by the kernel's opens). */
   opens: number;
   /** While it is open under a name no longer in the tree (see HiddenFiles). */
   hiddenPath?: string;
 }
 
-const fileType = (a: CachedAttr) => (a.mode ?? 0) & 0o170000;
-/** Whether the attributes are a directory's. */
-export const isDirAttr = (a: CachedAttr | undefined) => !!a && fileType(a) === 0o040000;
+const fileType = (mode: number | null | undefined) => (mode ?? 0) & 0o170000;
+/** Whether a node's (or attributes') mode is a directory's. */
+export const isDirMode = (mode: number | null | undefined) => fileType(mode) === 0o040000;
+/** Keeps on the node what it needs of the attributes told to the kernel. */
+export function noteAttr(node: Node, attr: CachedAttr): void {
+  node.mode = attr.mode ?? 0;
+  node.nlink = attr.nlink ?? 1;
+}
 const childKey = (parentId: number, name: string) => `${parentId}/${name}`;
 export const keyOf = (a: CachedAttr) => `${a.dev ?? 0}:${a.ino ?? 0}`;
 
@@ -41,7 +50,7 @@ export class InodeTable {
   readonly root: Node;
 
   constructor() {
-    this.root = { id: ROOT_ID, key: '', lookups: 1, links: new Set(), opens: 0 };
+    this.root = { id: ROOT_ID, key: '', lookups: 1, opens: 0 };
     this.byId.set(ROOT_ID, this.root);
   }
 
@@ -92,17 +101,17 @@ export class InodeTable {
     // another file type, or of a file that lost every name (unlinked, perhaps still open
     // under a hidden name), is a new file. It gets a new node; the old one lives on for
     // the kernel until it forgets it.
-    if (node && ((node.attr && fileType(node.attr) !== fileType(attr)) || node.hiddenPath !== undefined || node.name === undefined)) {
+    if (node && ((node.mode !== undefined && fileType(node.mode) !== fileType(attr.mode)) || node.hiddenPath !== undefined || node.name === undefined)) {
       this.byKey.delete(key);
       node = undefined;
     }
     if (!node) {
-      node = { id: this.nextId++, key, lookups: 0, links: new Set(), opens: 0 };
+      node = { id: this.nextId++, key, lookups: 0, opens: 0 };
       this.byId.set(node.id, node);
       this.byKey.set(key, node);
     }
     node.lookups++;
-    node.attr = attr;
+    noteAttr(node, attr);
     this.link(node, parent, name);
     return node;
   }
@@ -116,7 +125,7 @@ export class InodeTable {
     for (const node of this.byId.values()) {
       if (count <= 0) return;
       if (node === this.root || node.opens > 0 || !node.parent || node.name === undefined) continue;
-      if (isDirAttr(node.attr)) continue;
+      if (isDirMode(node.mode)) continue;
       count--;
       yield node;
     }
@@ -130,8 +139,8 @@ export class InodeTable {
     if (node.lookups > 0) return;
     this.byId.delete(id);
     if (this.byKey.get(node.key) === node) this.byKey.delete(node.key);
-    for (const k of node.links) if (this.byName.get(k) === node) this.byName.delete(k);
-    node.links.clear();
+    for (const k of this.namesOf(node)) if (this.byName.get(k) === node) this.byName.delete(k);
+    node.otherNames = undefined;
   }
 
   /** `name` in `parent` is gone (unlink, rmdir, or replaced by a rename). */
@@ -140,10 +149,10 @@ export class InodeTable {
     const node = this.byName.get(k);
     if (!node) return undefined;
     this.byName.delete(k);
-    node.links.delete(k);
     if (node.parent === parent && node.name === name) {
       // Known by another name still (a hard link): that one is its path now.
-      const other = [...node.links][0];
+      const other = node.otherNames?.values().next().value as string | undefined;
+      if (other !== undefined) node.otherNames!.delete(other);
       if (other === undefined) {
         node.parent = undefined;
         node.name = undefined;
@@ -152,7 +161,7 @@ export class InodeTable {
         node.parent = this.byId.get(Number(other.slice(0, slash)));
         node.name = other.slice(slash + 1);
       }
-    }
+    } else node.otherNames?.delete(k);
     return node;
   }
 
@@ -180,8 +189,18 @@ export class InodeTable {
     const previous = this.byName.get(k);
     if (previous && previous !== node) this.unlinked(parent, name);
     this.byName.set(k, node);
-    node.links.add(k);
+    if (node.parent && node.name !== undefined) {
+      const current = childKey(node.parent.id, node.name);
+      if (current !== k && this.byName.get(current) === node) (node.otherNames ??= new Set()).add(current);
+    }
+    node.otherNames?.delete(k);
     node.parent = parent;
     node.name = name;
+  }
+
+  /** Every name the node is known by, as childKey strings. */
+  private *namesOf(node: Node): Generator<string> {
+    if (node.parent && node.name !== undefined) yield childKey(node.parent.id, node.name);
+    if (node.otherNames) yield* node.otherNames;
   }
 }
