@@ -321,7 +321,7 @@ function sweepStaleRelays(): void {
     const dir = join(tmpdir(), n);
     try {
       const st = statSync(dir);
-      if (!st.isDirectory() || st.uid !== process.getuid?.() || Date.now() - st.mtimeMs < 60_000) continue;
+      if (!st.isDirectory() || st.uid !== process.getuid?.() || Date.now() - st.mtimeMs < 10_000) continue;
     } catch {
       continue;
     }

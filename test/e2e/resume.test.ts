@@ -3,7 +3,7 @@
 // streams incompressible output, writes and appends to local files and reads stdin; outrun
 // reconnects and every byte arrives once. Past the limit, and when the local outrun is
 // killed, the box must end up with nothing of the session (checked through a fresh ssh).
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -64,27 +64,41 @@ async function withBlackhole<T>(during: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Everything a session could leave on the box: mounts, processes, session and relay dirs. */
-function boxRemains(marker: string): string {
+/** Relay directories on the box. */
+const relayDirs = () => boxShell('ls -d /tmp/outrun-relay-* 2>/dev/null; true').trim().split('\n').filter(Boolean);
+
+/**
+ * Everything a session could leave on the box: mounts, processes, session and relay dirs
+ * (those of this test: a relay SIGKILLed by an earlier test leaves its directory until a
+ * later relay sweeps it).
+ */
+function boxRemains(marker: string, relaysBefore: string[] = []): string {
   return [
     boxLeftovers(),
-    boxShell(`ls -d /tmp/outrun-relay-* 2>/dev/null; ps -eo args | grep -v grep | grep -F '${marker}'; true`).trim(),
+    relayDirs().filter((d) => !relaysBefore.includes(d)).join('\n'),
+    boxShell(`ps -eo args | grep -v grep | grep -F '${marker}'; true`).trim(),
   ]
     .filter(Boolean)
     .join('\n');
 }
 
+let relaysBefore: string[] = [];
+
 async function waitRemoteClean(marker: string, ms: number): Promise<string> {
-  let left = boxRemains(marker);
+  let left = boxRemains(marker, relaysBefore);
   const deadline = Date.now() + ms;
   while (left && Date.now() < deadline) {
     await sleep(1000);
-    left = boxRemains(marker);
+    left = boxRemains(marker, relaysBefore);
   }
   return left;
 }
 
 describe('a run survives a dropped link', { timeout: 8 * 60_000 }, () => {
+  before(() => {
+    relaysBefore = relayDirs();
+  });
+
   test('cut for 20 s while streaming: stdout, stdin, files and appends exactly as an uncut run, status 0', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'outrun-resume-'));
     const CHUNK = 131072;
