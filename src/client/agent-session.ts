@@ -12,7 +12,7 @@ import { OutrunError } from './errors';
 import { statusFromExit } from './exit-status';
 import { RpcServer, type ControlStream } from './rpc-server';
 import { unblockedDuplex } from '../wire/unblocked-duplex';
-import { agentCommand } from './runtime';
+import { agentArgv, agentCommand } from './runtime';
 import { execChannel } from './command-channel';
 import { SessionStats } from './session-stats';
 import { RevalidationAhead, parseProbes, staleProbes } from './cache-revalidate';
@@ -50,6 +50,8 @@ export interface AgentSessionOptions {
   rootless?: { sessionParent: string };
   /** A master's session: many runs, each seeing local changes made before it (beginRun). */
   manyRuns?: boolean;
+  /** Run the agent behind a relay (resume after a dropped link): how, and for how long. */
+  relay?: { open: (program: string[]) => Promise<ClientChannel>; limitMs: number };
   /** Seconds the remote kernel may keep names, attributes and absences (default KERNEL_CACHE_S). */
   kernelCacheS?: number;
 }
@@ -110,7 +112,10 @@ export class AgentSession {
   private constructor(private readonly opts: AgentSessionOptions) {
     this.sessionDir = opts.sessionDir ?? newSessionDir(opts.rootless?.sessionParent);
     this.files = new LocalFileServer(undefined, opts.commandEnv);
-    this.agentChannel = execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader, opts.rootless ? localIds() : undefined), false);
+    const as = opts.rootless ? localIds() : undefined;
+    this.agentChannel = opts.relay
+      ? opts.relay.open(agentArgv(opts.remoteDir, this.sessionDir, opts.loader, as))
+      : execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader, as), false);
     this.agentChannel.catch(() => undefined);
     this.agentClosed = this.agentChannel.then(
       (ch) =>
@@ -171,7 +176,7 @@ export class AgentSession {
     this.aheadStore = cache && opts.remoteId ? `${opts.remoteId}\0${cache.key}` : undefined;
     const ahead = this.aheadStore ? new RevalidationAhead(this.aheadStore) : undefined;
     ahead?.start();
-    agentChannel.write(encodePreamble({ token, sessionDir: this.sessionDir, cache }));
+    agentChannel.write(encodePreamble({ token, sessionDir: this.sessionDir, cache, ...(opts.relay ? { resumeMs: opts.relay.limitMs } : {}) }));
     const commandEnv = opts.commandEnv;
     this.rpc = new RpcServer(
       Buffer.from(token, 'utf8'),

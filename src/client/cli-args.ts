@@ -37,6 +37,13 @@ options:
                   with one exec; it ends after SECONDS idle (yes: only at -O exit or
                   when the connection ends). Default no. While it lives, the remote's
                   root can read your local files (see README, Connection reuse)
+  -o ReconnectTimeout=SECONDS
+                  when the connection drops during a run, the remote command keeps
+                  running and outrun reconnects for up to SECONDS (default 120; 0:
+                  never, the run ends with 255 as soon as the link is lost). Nothing
+                  of stdin, stdout, stderr or the files is lost or repeated; the
+                  remote waits as long for us, then ends the command and cleans up.
+                  Runs with a terminal (-t) and runs through a master are not resumed
   -S PATH         the master's socket (default $XDG_RUNTIME_DIR/outrun/ or
                   /tmp/outrun-UID/, a directory only you can enter)
   -O check|exit   ask the destination's master whether it runs, or to end
@@ -63,6 +70,9 @@ authentication: ssh-agent (SSH_AUTH_SOCK or IdentityAgent), identity files, and 
 password taken only from the OUTRUN_PASSWORD environment variable.
 `;
 
+/** How long a dropped link is retried by default (at least 60 s: a Wi-Fi blink, a suspend of a minute). */
+export const DEFAULT_RECONNECT_TIMEOUT_MS = 120_000;
+
 export interface CliOptions {
   /** -p */
   port?: number;
@@ -88,6 +98,8 @@ export interface CliOptions {
   cachePaths?: string[];
   /** --cache-size in bytes. */
   cacheBytes?: number;
+  /** -o ReconnectTimeout: milliseconds a dropped link is retried for (0: never). */
+  reconnectTimeoutMs?: number;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
   /** -o ControlPersist: idle milliseconds before the master ends; 'forever' (yes); undefined: no master. */
@@ -337,6 +349,12 @@ function applyOption(options: CliOptions, letter: string, value: string): void {
         const persist = parseControlPersist(val);
         if (persist === undefined) throw usageError(`bad -o ControlPersist '${val}': expected SECONDS, yes or no`);
         if (!('controlPersist' in options)) options.controlPersist = persist === 'no' ? undefined : persist;
+        return;
+      }
+      // Outrun's own: how long a run survives a dropped link (resume).
+      if (key === 'reconnecttimeout') {
+        if (!/^[0-9]+$/.test(val) || Number(val) > 86_400) throw usageError(`bad -o ReconnectTimeout '${val}': expected SECONDS (0 to 86400)`);
+        if (!('reconnectTimeoutMs' in options)) options.reconnectTimeoutMs = Number(val) * 1000;
         return;
       }
       if (!(key in options.sshOptions)) options.sshOptions[key] = val;

@@ -4,7 +4,7 @@
 // Parses the command line, connects (ssh_config, known_hosts, agent and key auth), makes
 // sure the remote has our runtime, runs the session and exits with the command's status.
 // Every failure ends as one line on stderr and a documented exit status.
-import { parseArgs, toResolveOptions, USAGE } from './cli-args';
+import { DEFAULT_RECONNECT_TIMEOUT_MS, parseArgs, toResolveOptions, USAGE } from './cli-args';
 import { asOutrunError, ExitStatus, OutrunError } from './errors';
 import { localExecSpec } from './exec-spec';
 import { loadLocalRuntime } from './runtime';
@@ -83,6 +83,39 @@ async function main(argv: string[]): Promise<number> {
   conn.on('error', (err: Error) => {
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
+  // A dropped link is reconnected, with the same settings and host key checks, for up to the
+  // limit (resume; not for a pty run's command). No prompts then: the command owns the terminal.
+  const reconnectMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
+  const { ReconnectingLink } = await import('./reconnecting-link');
+  // A command on a pty cannot outlive the connection (sshd owns the pty): such a run is
+  // not resumed at all, and ends as before when the link goes.
+  const link =
+    reconnectMs > 0 && !pty
+      ? new ReconnectingLink(
+          conn,
+          () => connectSsh(resolved, { verbose: options.verbose, log, interactive: false }),
+          reconnectMs,
+          // On a terminal only: elsewhere stderr is the command's, and outrun adds to it only when the run fails.
+          (line) => {
+            if (process.stderr.isTTY || options.verbose > 0) process.stderr.write(`outrun: ${line}\n`);
+          },
+          log,
+        )
+      : undefined;
+  // An exit that cannot wait for the orderly end (SIGTERM's hard limit) still tells the relays;
+  // so does SIGTERM or SIGHUP during the set-up, which ends us by the signal itself (raised
+  // again once the relays are told), until the run's own handlers take over.
+  const setupSignal = (sig: NodeJS.Signals) => () => {
+    link?.byeNow();
+    dropSetupSignals();
+    process.kill(process.pid, sig);
+  };
+  const onSetupSignal = new Map((['SIGTERM', 'SIGHUP'] as const).map((s) => [s, setupSignal(s)]));
+  const dropSetupSignals = () => onSetupSignal.forEach((h, s) => process.off(s, h));
+  if (link) {
+    process.once('exit', () => link.byeNow());
+    onSetupSignal.forEach((h, s) => process.on(s, h));
+  }
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
     const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
@@ -103,6 +136,8 @@ async function main(argv: string[]): Promise<number> {
       log,
       stats: !!options.stats,
       phases,
+      link,
+      onCommandStart: dropSetupSignals,
       remoteId: `${resolved.user}@${resolved.hostKeyAlias ?? resolved.hostName}:${resolved.port}`,
       cache:
         options.cachePaths?.length === 0
@@ -111,9 +146,16 @@ async function main(argv: string[]): Promise<number> {
       kernelCacheS: options.kernelCacheS,
     });
   } catch (err) {
-    throw lost ?? err;
+    if (link?.state === 'gone' || link?.state === 'down') {
+      throw new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost and did not come back within ${reconnectMs / 1000} s; the command was ended on the remote`, {
+        hint: 'check the network; -o ReconnectTimeout=SECONDS waits longer',
+        cause: err,
+      });
+    }
+    throw link?.state === 'up' && link.conn !== conn ? err : (lost ?? err);
   } finally {
-    conn.end();
+    if (link) await link.close();
+    else conn.end();
     log(`connection closed (${at()})`);
   }
 }

@@ -44,8 +44,11 @@ export async function openCommandChannel(
   unexpected: (bytes: Buffer) => void,
   /** Names the run among the session's (see outrun-helper.c); undefined: the only one. */
   run?: string,
+  /** Runs the helper behind a relay instead (resumable-channel.ts); never with a pty. */
+  relay?: (program: string[]) => Promise<ClientChannel>,
 ): Promise<CommandChannel> {
-  const ch = await execChannel(conn, shellQuote([`${remoteDir}/outrun-helper`, 'exec', sessionDir, ...(run ? [run] : [])]), pty);
+  const program = [`${remoteDir}/outrun-helper`, 'exec', sessionDir, ...(run ? [run] : [])];
+  const ch = relay && !pty ? await relay(program) : await execChannel(conn, shellQuote(program), pty);
   const ended = new Promise<number | undefined>((resolve) => {
     let status: number | undefined;
     ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));

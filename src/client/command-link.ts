@@ -23,7 +23,7 @@ export interface CommandLink {
 }
 
 /** The link of a direct run: its own command channel, signals over short extra channels. */
-export function directLink(conn: Client, remoteDir: string, sessionDir: string, cc: CommandChannel, log: (msg: string) => void): CommandLink {
+export function directLink(conn: Client | (() => Promise<Client>), remoteDir: string, sessionDir: string, cc: CommandChannel, log: (msg: string) => void): CommandLink {
   const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, sessionDir, log, cc.ended);
   return {
     input: cc.ch,

@@ -8,15 +8,16 @@ import { shellQuote } from './shell-quote';
 /** What `outrun-helper signal` takes: a signal name without SIG, or HANGUP (the terminal went away). */
 export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP';
 
-/** How long a signal is retried while the helper has not recorded the command yet. */
-const RETRY_FOR_MS = 5000;
+/** How often a signal is retried while the helper has not recorded the command yet (5 s). */
+const RETRIES = 25;
 const RETRY_EVERY_MS = 200;
 
 export class RemoteSignals {
   private commandEnded = false;
 
   constructor(
-    private readonly conn: Client,
+    /** The connection; after a dropped link, the next one (reconnecting-link.ts): a signal sent meanwhile waits for it. */
+    private readonly conn: Client | (() => Promise<Client>),
     private readonly helperPath: string,
     private readonly sessionDir: string,
     private readonly log: (msg: string) => void,
@@ -34,18 +35,20 @@ export class RemoteSignals {
    * taken or the command has ended, so that a signal sent early is not lost.
    */
   send(name: RemoteSignalName): void {
-    const until = Date.now() + RETRY_FOR_MS;
-    const attempt = (): void => {
-      void this.once(name).then((taken) => {
-        if (taken || this.commandEnded || Date.now() >= until) return;
-        setTimeout(attempt, RETRY_EVERY_MS);
-      });
+    let tries = 0;
+    const attempt = async (): Promise<void> => {
+      // Counted only while there is a connection: a signal sent during an outage waits for it.
+      const conn = typeof this.conn === 'function' ? await this.conn().catch(() => undefined) : this.conn;
+      if (!conn || this.commandEnded) return;
+      const taken = await this.once(conn, name);
+      if (taken || this.commandEnded || ++tries >= RETRIES) return;
+      setTimeout(() => void attempt(), RETRY_EVERY_MS);
     };
-    attempt();
+    void attempt();
   }
 
   /** One try: resolves true when the helper took the signal. */
-  private once(name: RemoteSignalName): Promise<boolean> {
+  private once(conn: Client, name: RemoteSignalName): Promise<boolean> {
     const command = shellQuote([this.helperPath, 'signal', this.sessionDir, name, ...(this.run ? [this.run] : [])]);
     return new Promise((resolve) => {
       const opened = (err: Error | undefined, ch: ClientChannel) => {
@@ -60,7 +63,7 @@ export class RemoteSignals {
         ch.on('close', () => resolve(code === 0));
       };
       try {
-        this.conn.exec(command, opened);
+        conn.exec(command, opened);
       } catch (err) {
         // ssh2 throws when the connection is already gone.
         this.log(`signal ${name}: ${(err as Error).message}`);

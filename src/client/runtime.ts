@@ -113,8 +113,13 @@ export function loadLocalRuntime(distDir: string = defaultRuntimeDir()): LocalRu
 
 /** The command line that starts the agent from a runtime directory on the remote. */
 export function agentCommand(remoteDir: string, sessionDir: string, loaderName: string, as?: { uid: number; gid: number }): string {
+  return shellQuote(agentArgv(remoteDir, sessionDir, loaderName, as));
+}
+
+/** The argv of agentCommand (what a relay runs, src/remote/relay.ts). */
+export function agentArgv(remoteDir: string, sessionDir: string, loaderName: string, as?: { uid: number; gid: number }): string[] {
   const d = remoteDir.replace(/\/+$/, '');
-  return shellQuote([
+  return [
     `${d}/outrun-helper`,
     'agent',
     sessionDir,
@@ -130,7 +135,7 @@ export function agentCommand(remoteDir: string, sessionDir: string, loaderName: 
     // before both (scripts/bench-memory find).
     '--optimize-for-size',
     `${d}/agent.js`,
-  ]);
+  ];
 }
 
 /** The argv that runs the runtime's node (through its own loader) on the remote. */

@@ -16,6 +16,9 @@ import { directLink } from './command-link';
 import { runLocalCommand } from './local-command';
 import { commandEnvOf } from './command-env';
 import type { PhaseTimes } from './phase-times';
+import type { ReconnectingLink } from './reconnecting-link';
+import { ResumableChannel } from './resumable-channel';
+import { nodeArgv } from './runtime';
 
 export interface SessionOptions {
   conn: Client;
@@ -38,6 +41,10 @@ export interface SessionOptions {
   cache?: { trees: string[]; maxBytes: number };
   /** A rootless remote (see AgentSessionOptions.rootless). */
   rootless?: { sessionParent: string };
+  /** The connection as one that may come back: the session's channels go through relays. */
+  link?: ReconnectingLink;
+  /** Just before the command starts (the run's own signal handling takes over then). */
+  onCommandStart?: () => void;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
 }
@@ -48,9 +55,24 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   // Modes from the remote are already masked by the command's umask (see local-server.ts).
   const savedUmask = process.umask(0);
   const terminal = opts.pty ? new Terminal() : undefined;
+  // Through relays, both channels outlive the connection (src/remote/relay.ts); a command
+  // on a pty does not (sshd owns the pty): the link dropping ends that run.
+  const link = opts.link;
+  const relay = link
+    ? (program: string[]) =>
+        ResumableChannel.open(link, { node: nodeArgv(opts.remoteDir, opts.loader), agentJs: `${opts.remoteDir}/agent.js`, program }, link.limitMs, log).then((rc) =>
+          rc.asChannel(),
+        )
+    : undefined;
   // Channel B opens while the agent starts (see openCommandChannel).
-  const commandChannel: Promise<CommandChannel> = openCommandChannel(opts.conn, opts.remoteDir, sessionDir, terminal ? terminal.ptyOptions() : false, (b) =>
-    process.stdout.write(b),
+  const commandChannel: Promise<CommandChannel> = openCommandChannel(
+    opts.conn,
+    opts.remoteDir,
+    sessionDir,
+    terminal ? terminal.ptyOptions() : false,
+    (b) => process.stdout.write(b),
+    undefined,
+    relay,
   );
   commandChannel.catch(() => undefined);
   let commandStarted = false;
@@ -72,12 +94,14 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       kernelCacheS: opts.kernelCacheS,
       sessionDir,
       rootless: opts.rootless,
+      relay: relay && link ? { open: relay, limitMs: link.limitMs } : undefined,
     });
     opts.phases?.mark('agent and mount');
     const cc = await commandChannel;
     commandStarted = true;
+    opts.onCommandStart?.();
     opts.phases?.mark('command channel');
-    const status = await runLocalCommand(directLink(opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal);
+    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal);
     opts.phases?.mark('command');
     log(`command ended with status ${status} (${elapsed()})`);
     // When the agent dies, the helper's init kills the command (status 137): tell that apart

@@ -23,6 +23,9 @@ import { LINK_LOST_GRACE_MS, LINK_WATCH_OPTIONS, watchLink } from './link-watch'
 import { FuseOpsByRun } from './fuse-ops-by-run';
 import { StaleAnswers } from './stale-answers';
 import { inInitialUserNamespace } from './user-namespace';
+import { runRelay, runRelayAttach } from './relay';
+import { RELAY_SILENCE_MS } from '../wire/relay-paths';
+import { LINK_SILENCE_MS } from './link-watch';
 
 const AGENT_VERSION = '0.1.0';
 const HELPER = join(__dirname, 'outrun-helper');
@@ -250,7 +253,7 @@ async function main(): Promise<void> {
     fs.cancelAll();
     client.close();
     setTimeout(() => finish(EXIT.LOST), LINK_LOST_GRACE_MS);
-  });
+  }, linkSilenceMs(preamble.resumeMs));
   writeBehind = makeWriteBehind(fs);
   let warm: typeof hello.warm | undefined = hello.warm;
   byRun = new FuseOpsByRun(
@@ -305,4 +308,18 @@ async function main(): Promise<void> {
   control.write({ mounted: { root } });
 }
 
-main().catch((err) => fatal(1, `internal error: ${err?.stack ?? err}`));
+/**
+ * Behind a relay that keeps the session through an outage (src/remote/relay.ts), silence is
+ * the relay's to judge: it ends us (closing our stdin) when the client is not back in time.
+ * Our own watch stays, as a backstop, beyond the relay's last moment.
+ */
+function linkSilenceMs(resumeMs: unknown): number {
+  const ms = typeof resumeMs === 'number' && Number.isSafeInteger(resumeMs) && resumeMs > 0 ? Math.min(resumeMs, 86_400_000) : 0;
+  return ms ? LINK_SILENCE_MS + RELAY_SILENCE_MS + ms : LINK_SILENCE_MS;
+}
+
+// One bundle, three programs: the agent, and the two halves of a relay.
+const mode = process.argv[2];
+if (mode === 'relay') runRelay(process.argv.slice(3));
+else if (mode === 'relay-attach') runRelayAttach(process.argv.slice(3));
+else main().catch((err) => fatal(1, `internal error: ${err?.stack ?? err}`));

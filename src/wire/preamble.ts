@@ -12,6 +12,8 @@ export interface Preamble {
   sessionDir: string;
   /** The persistent cache of local system trees, if the user did not turn it off. */
   cache?: PreambleCache;
+  /** Behind a relay: how long the client may be away (ms) before the session ends. */
+  resumeMs?: number;
 }
 
 export interface PreambleCache {

@@ -3,6 +3,9 @@
 // box, the link is cut in the middle of a write. Each time: outrun says so in one line with
 // its documented status, the box ends up clean, and the local disk holds exactly what the
 // command wrote (a prefix of it when cut off), never invented bytes.
+//
+// The first two are about a run that does not resume (-o ReconnectTimeout=0): a run that
+// does survives the same cut, see resume.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -48,7 +51,7 @@ function boxAgentPid(): string {
 }
 
 describe('faults injected on the link and the box', { timeout: 5 * 60_000 }, () => {
-  test('the network goes silent: outrun exits 255 within its keepalive, the box cleans itself, a waiting read gets EIO', async () => {
+  test('without resume, the network goes silent: outrun exits 255 within its keepalive, the box cleans itself, a waiting read gets EIO', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'outrun-link-'));
     const f = path.join(work, 'data');
     spawnSync('sh', ['-c', `seq 1 1000 > '${f}'`]);
@@ -56,7 +59,7 @@ describe('faults injected on the link and the box', { timeout: 5 * 60_000 }, () 
     // The command keeps reading a local file through the mount; when the link dies, one read
     // is left waiting on it.
     const script = `echo ready; while cat '${f}' >/dev/null 2>>/dev/shm/outrun-link-err; do :; done; exec sleep 1030`;
-    const run = startRun(['-o', 'ServerAliveInterval=1', '-o', 'ServerAliveCountMax=2', 'box', 'sh', '-c', script]);
+    const run = startRun(['-o', 'ReconnectTimeout=0', '-o', 'ServerAliveInterval=1', '-o', 'ServerAliveCountMax=2', 'box', 'sh', '-c', script]);
     await run.ready;
     const session = boxShell('ls /run/outrun').trim();
     assert.match(session, /^s-[0-9a-f]+$/);
@@ -84,10 +87,10 @@ describe('faults injected on the link and the box', { timeout: 5 * 60_000 }, () 
     }
   });
 
-  test('the agent hears nothing for 20 s while SSH stays up: it gives up with its figures, outrun exits 255 with one line', async () => {
+  test('without resume, the agent hears nothing for 20 s while SSH stays up: it gives up with its figures, outrun exits 255 with one line', async () => {
     // Stopping outrun freezes everything it sends, while the kernel keeps the TCP connection
     // (and so sshd's session) alive: only the agent's own watch can notice.
-    const run = startRun(['-o', 'ServerAliveInterval=0', 'box', 'sh', '-c', 'echo ready; exec sleep 1032']);
+    const run = startRun(['-o', 'ReconnectTimeout=0', '-o', 'ServerAliveInterval=0', 'box', 'sh', '-c', 'echo ready; exec sleep 1032']);
     await run.ready;
     // Frozen once the command waits (not while it still loads sleep through the mount).
     assert.ok(await until(() => boxShell('ps -eo args').includes('sleep 1032'), 10_000), 'sleep did not start');
