@@ -24,6 +24,8 @@ import { execChannel } from './command-channel';
 import { shellQuote } from './shell-quote';
 import type { ReconnectingLink } from './reconnecting-link';
 
+/** Output received between acknowledgements at most (an eighth of the relay's bound). */
+const ACK_EVERY = 1024 * 1024;
 /** Stdin held for the relay until acknowledged; past it, writers wait (backpressure). */
 export const STDIN_BOUND = 8 * 1024 * 1024;
 
@@ -45,6 +47,8 @@ export class ResumableChannel extends Duplex {
   private readonly secret = randomBytes(32).toString('hex');
   private readonly stdin = new ReplayBuffer();
   private readonly got = [new ReceiveCursor(), new ReceiveCursor(), new ReceiveCursor()];
+  /** What was last acknowledged of stdout and stderr (see ACK_EVERY). */
+  private readonly acked = [0, 0, 0];
   private socket: string | undefined;
   /** The SSH channel now carrying us, once the relay said OPENED or RESUMED on it. */
   private ch: ClientChannel | undefined;
@@ -161,6 +165,9 @@ export class ResumableChannel extends Duplex {
         const fresh = at instanceof Error ? at : this.got[stream]!.take(at, payload.subarray(8));
         if (fresh instanceof Error) return this.protocolError(fresh);
         if (!fresh.length) return;
+        // The relay holds what is not acknowledged, up to its bound: acknowledged only by the
+        // heartbeat, output could flow at no more than that bound per second (8 MB/s).
+        if (this.got[stream]!.got - this.acked[stream]! >= ACK_EVERY) this.sendAck(stream);
         const more = stream === 1 ? this.push(fresh) : this.stderr.push(fresh);
         if (!more) this.ch?.pause();
         return;
@@ -203,8 +210,13 @@ export class ResumableChannel extends Duplex {
   }
 
   private sendAcks(): void {
+    for (const s of [1, 2]) this.sendAck(s);
+  }
+
+  private sendAck(stream: number): void {
     if (!this.ch || this.finished) return;
-    for (const s of [1, 2]) this.ch.write(offsetResumeFrame(ResumeFrame.ACK, s, this.got[s]!.got));
+    this.acked[stream] = this.got[stream]!.got;
+    this.ch.write(offsetResumeFrame(ResumeFrame.ACK, stream, this.got[stream]!.got));
   }
 
   private releaseWriter(): void {
