@@ -19,13 +19,13 @@ import {
   payloadOffset,
   resumeFrame,
 } from '../wire/resume-frames';
-import { RELAY_HEARTBEAT_MS } from '../wire/relay-paths';
+import { OUTPUT_BOUND, RELAY_HEARTBEAT_MS } from '../wire/relay-paths';
 import { execChannel } from './command-channel';
 import { shellQuote } from './shell-quote';
 import type { ReconnectingLink } from './reconnecting-link';
 
-/** Output received between acknowledgements at most (an eighth of the relay's bound). */
-const ACK_EVERY = 1024 * 1024;
+/** Output received between acknowledgements at most: an eighth of what the relay may hold. */
+const ACK_EVERY = OUTPUT_BOUND / 8;
 /** Stdin held for the relay until acknowledged; past it, writers wait (backpressure). */
 export const STDIN_BOUND = 8 * 1024 * 1024;
 

@@ -26,10 +26,8 @@ import {
   payloadOffset,
 
 } from '../wire/resume-frames';
-import { RELAY_DIR_PREFIX, RELAY_HEARTBEAT_MS, RELAY_SILENCE_MS, validRelaySocket } from '../wire/relay-paths';
+import { OUTPUT_BOUND, RELAY_DIR_PREFIX, RELAY_HEARTBEAT_MS, RELAY_SILENCE_MS, validRelaySocket } from '../wire/relay-paths';
 
-/** Output held per stream for a client that is away; past it the program's writes wait. */
-export const OUTPUT_BOUND = 8 * 1024 * 1024;
 /** After an end is ordered: time for the program to end by itself before it is killed. */
 const KILL_AFTER_MS = 5000;
 

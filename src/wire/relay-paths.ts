@@ -8,6 +8,8 @@ export const RELAY_DIR_PREFIX = 'outrun-relay-';
 export const RELAY_HEARTBEAT_MS = 1000;
 /** A relay that hears nothing for this long counts its client as away (the limit starts). */
 export const RELAY_SILENCE_MS = 20_000;
+/** Output a relay holds per stream unacknowledged (or for a client that is away); past it the program's writes wait. */
+export const OUTPUT_BOUND = 8 * 1024 * 1024;
 
 /** Whether `p` is a relay socket: TMP/outrun-relay-XXXXXX/s, nothing else. */
 export function validRelaySocket(p: string, tmp: string): boolean {
