@@ -16,6 +16,7 @@
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,6 +800,27 @@ static void case_xattrs(void) {
     for (char *p = buf; p < buf + n; p += strlen(p) + 1) printf(" %s", p);
     printf("\n");
   }
+  // A write keeps user.* attributes and drops a file capability (the kernel asks for it
+  // before each write): the agent remembers both answers across writes.
+  int wfd = open("f", O_WRONLY | O_APPEND);
+  for (int i = 0; i < 3; i++) printf("write %d: %zd\n", i, write(wfd, "more", 4));
+  close(wfd);
+  n = getxattr("f", "user.two", NULL, 0);
+  printf("getxattr size of user.two after writes: %zd %s\n", n, n < 0 ? ename(errno) : "");
+  put("capf", "x");
+  // struct vfs_cap_data, revision 2: CAP_NET_RAW permitted (setting it needs CAP_SETFCAP).
+  uint32_t cap[5] = {0x02000000, 1u << 13, 0, 0, 0};
+  printf("setxattr security.capability: %s\n", setxattr("capf", "security.capability", cap, sizeof cap, 0) == 0 ? "ok" : ename(errno));
+  n = getxattr("capf", "security.capability", NULL, 0);
+  printf("getxattr size of security.capability: %zd %s\n", n, n < 0 ? ename(errno) : "");
+  wfd = open("capf", O_WRONLY);
+  printf("write over it: %zd\n", write(wfd, "y", 1));
+  n = getxattr("capf", "security.capability", NULL, 0);
+  printf("capability after the write: %zd %s\n", n, n < 0 ? ename(errno) : "");
+  printf("write again: %zd\n", write(wfd, "z", 1));
+  close(wfd);
+  n = getxattr("capf", "security.capability", NULL, 0);
+  printf("capability after the second write: %zd %s\n", n, n < 0 ? ename(errno) : "");
   check("removexattr user.one", removexattr("f", "user.one"));
   n = getxattr("f", "user.one", buf, sizeof buf);
   printf("getxattr after remove: %zd %s\n", n, n < 0 ? ename(errno) : "");

@@ -1,5 +1,6 @@
 // What a change made through the mount makes stale: the caches of a path (or a tree), and
 // what open handles read ahead of a file. Every change the agent makes goes through here.
+import { ENODATA } from '../../shared/errno';
 import type { PathOpsState } from './state';
 
 /** Forget what is known of `path` here and in the persistent cache (see AttrCache.invalidate). */
@@ -26,6 +27,19 @@ export function changed(s: PathOpsState, path: string): void {
   s.contents.forget(path);
   forget(s, path);
 }
+
+/**
+ * The file at `path` was written through the mount: `changed`, but its extended attributes
+ * are as they were except security.capability, which a write removes (the kernel asks for it
+ * before every write to drop it: keeping that answer saves a round trip per write).
+ */
+export function wroteData(s: PathOpsState, path: string): void {
+  const known = s.xattrLengths.get(path);
+  changed(s, path);
+  s.xattrLengths.set(path, (known ?? new Map<string, number>()).set(CAPABILITY, -ENODATA));
+}
+
+const CAPABILITY = 'security.capability';
 
 /**
  * Open handles follow their file to its new name (the kernel names it `dest` in their

@@ -8,7 +8,7 @@ import { MAX_BLOB_BYTES } from '../persistent-cache';
 import { EIO } from '../../shared/errno';
 import { sameVersion } from '../../shared/fingerprint';
 import { readFully } from '../../shared/read-fully';
-import { changed } from './invalidation';
+import { changed, wroteData } from './invalidation';
 import { takePrefetched } from './prefetched';
 import { bytes, ErrnoError, wirePath, type Cb, type PathOpsState } from './state';
 
@@ -141,7 +141,7 @@ export class Reading {
       // older than that change, and this handle reads the file itself.
       const current = fresh(path);
       if (r.prefetched.length > 0) takePrefetched(this.s, r.prefetched, fresh);
-      if (flags & FS.O_TRUNC) changed(this.s, path);
+      if (flags & FS.O_TRUNC) wroteData(this.s, path); // truncation drops a capability
       if (!current) {
         if (flags & FS.O_APPEND) appending.add(r.handle);
         this.track(r.handle, path);

@@ -4,7 +4,7 @@ import { constants as FS } from 'node:fs';
 import { EIO } from '../../shared/errno';
 import type { FsClient } from '../rpc-client';
 import { WriteBehind } from '../write-behind';
-import { changed, forget } from './invalidation';
+import { changed, forget, wroteData } from './invalidation';
 import type { Reading } from './reading';
 import { wirePath, type Cb, type PathOpsState } from './state';
 
@@ -34,7 +34,9 @@ export class Writing {
   create(path: string, flags: number, mode: number, cb: Cb): void {
     this.s.call('create', this.s.fs.Create({ path: wirePath(path), flags, mode }), cb, (r) => {
       forget(this.s, path);
-      changed(this.s, path);
+      // A file this made (O_EXCL) or emptied (O_TRUNC drops it) has no capability.
+      if (flags & (FS.O_EXCL | FS.O_TRUNC)) wroteData(this.s, path);
+      else changed(this.s, path);
       if (flags & FS.O_APPEND) this.s.appending.add(r.handle);
       this.reading.track(r.handle, path);
       if (r.attr) this.s.cache.set(path, r.attr);
@@ -48,7 +50,7 @@ export class Writing {
     const data = Buffer.from(buf.subarray(0, len));
     const f = this.s.open.get(fd);
     if (f) f.written = true;
-    changed(this.s, path);
+    wroteData(this.s, path);
     this.s.counters.inc('write.bytes', len);
     this.s.hidden.wrote(path, pos + len);
     // Taken now, sent behind; an error comes back at flush or fsync. O_APPEND: the local
