@@ -41,6 +41,11 @@ export async function mountLocalTree(root: string, ops: PathOps, s: MountSetting
       backingClose: (id) => void addon.backingClose(fd, id),
       attrSet: (id, out, ttl) => addon.attrSet(id, out, ttl),
       attrDrop: (id) => addon.attrDrop(id),
+      passthroughHold: (id, blob) => addon.passthroughHold(id, blob),
+      passthroughAdopt: (id, blob, backingId) => addon.passthroughAdopt(fd, id, blob, backingId) === 1,
+      passthroughRelease: (id) => addon.passthroughRelease(id),
+      passthroughTakeOpens: (id) => addon.passthroughTakeOpens(id),
+      passthroughStop: (id) => addon.passthroughStop(id),
     },
     s,
     counters,
@@ -71,8 +76,8 @@ export async function mountLocalTree(root: string, ops: PathOps, s: MountSetting
   ]).finally(() => clearTimeout(timer));
   await raiseReadAhead(root);
   const counters_ = () => {
-    const [served, held] = addon.attrStats();
-    return { 'fuse.getattr-native': served, 'fuse.attrs-held': held };
+    const [served, held, opens] = addon.attrStats();
+    return { 'fuse.getattr-native': served, 'fuse.attrs-held': held, 'fuse.open-native': opens };
   };
   return { nodes, connection, counters: counters_ };
 }

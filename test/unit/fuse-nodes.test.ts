@@ -52,6 +52,11 @@ function fake(maxNodes?: number): Fake {
     backingClose: () => undefined,
     attrSet: (id: number, out: Buffer) => void held.set(id, out),
     attrDrop: (id: number) => void held.delete(id),
+    passthroughHold: () => 0,
+    passthroughAdopt: () => false,
+    passthroughRelease: () => undefined,
+    passthroughTakeOpens: () => 0,
+    passthroughStop: () => 0,
   };
   const nodes = new FuseNodes(ops, kernel, { entryTimeoutS: 10, attrTimeoutS: 10, negativeTimeoutS: 10, maxNodes });
   return { nodes, kernel, files };

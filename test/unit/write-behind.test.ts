@@ -216,3 +216,44 @@ test('appends landing are reported as runs landing are (the caches drop what a r
   await Promise.all([wb.flush(1), wb.flush(2)]);
   assert.deepEqual(landed.sort(), ['/log', '/other']);
 });
+
+test("a run's attributes are told only when they are the file's after every write: the last run, nothing else travelling", async () => {
+  // The fake local side answers each run with the file's size once applied, after a delay
+  // chosen per offset, so replies can come back in another order than they were applied.
+  const delays = new Map<number, number>();
+  let size = 0;
+  const wb = new WriteBehind(
+    async (_h, _p, offset, data) => {
+      size = Math.max(size, offset + data.length);
+      const attr = { size };
+      await new Promise((r) => setTimeout(r, delays.get(offset) ?? 1));
+      return { errno: 0, attr };
+    },
+    1 << 20,
+    1024,
+  );
+  const told: [string, unknown][] = [];
+  wb.onAttrKnown((p, a) => told.push([p, a]));
+
+  await wb.write(1, '/one', 0, Buffer.alloc(100));
+  await wb.flush(1);
+  assert.deepEqual(told, [['/one', { size: 100 }]], 'one run: its reply is the file');
+
+  // Two disjoint runs in flight at once, the earlier one answering last: neither is told
+  // (the earlier one's attributes may predate the later one's write).
+  told.length = 0;
+  size = 0;
+  delays.set(0, 40);
+  await wb.write(2, '/two', 0, Buffer.alloc(1024)); // a whole run: dispatched at once
+  await wb.write(2, '/two', 1024, Buffer.alloc(1024));
+  await wb.flush(2);
+  assert.equal(told.length, 0, 'replies out of order: nothing told');
+
+  // A run that fails tells nothing either.
+  told.length = 0;
+  const failing = new WriteBehind(async () => ({ errno: 28, attr: { size: 1 } }), 1 << 20, 1024);
+  failing.onAttrKnown((p, a) => told.push([p, a]));
+  await failing.write(3, '/three', 0, Buffer.alloc(10));
+  assert.equal(await failing.flush(3), 28);
+  assert.equal(told.length, 0);
+});

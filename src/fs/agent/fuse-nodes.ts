@@ -7,7 +7,7 @@
 // from that blob by the kernel.
 import { fromByteString, toByteString } from './byte-string';
 import { constants as OS } from 'node:os';
-import { constants as FS } from 'node:fs';
+import { constants as FS, fstatSync } from 'node:fs';
 import type { CachedAttr } from './attr-cache';
 import type { PathOps } from './path-ops';
 import { InodeTable, isDirMode, noteAttr, type Node } from './inode-table';
@@ -51,7 +51,21 @@ export interface KernelLink {
   backingClose(id: number): void;
   /** GETATTR of the node is answered natively with this fuse_attr_out until ttlMs pass. */
   attrSet(nodeid: number, attrOut: Buffer, ttlMs: number): void;
+  /** ...no longer; nor are read-only opens of it (see passthroughHold). */
   attrDrop(nodeid: number): void;
+  /**
+   * The addon owns the backing ids of passed-through nodes, counts their opens and answers
+   * read-only opens of them itself while their attributes are current (native-opens.c).
+   * Hold: the node's backing id for one more open JS passes through (0: none; -EBUSY: one
+   * for another blob is still open). Adopt: the addon takes a new id, held once.
+   */
+  passthroughHold(nodeid: number, blob: number): number;
+  passthroughAdopt(nodeid: number, blob: number, backingId: number): boolean;
+  passthroughRelease(nodeid: number): void;
+  /** The native opens still open, counted by JS from now on (their releases reach it). */
+  passthroughTakeOpens(nodeid: number): number;
+  /** No more native opens of the node; the passed-through opens still open. */
+  passthroughStop(nodeid: number): number;
 }
 
 /** Per node: how its pages and listing may be kept, and its passthrough backing. */
@@ -60,13 +74,14 @@ interface CacheState {
   listVersion?: string;
   cachedOpens: number;
   passthroughOpens: number;
-  backingId?: number;
 }
 
 const versionOf = (a: CachedAttr | undefined) =>
   a ? `${a.mtime?.sec ?? 0}.${a.mtime?.nsec ?? 0}:${a.size ?? 0}` : undefined;
 const readOnly = (flags: number) => (flags & 3) === FS.O_RDONLY && !(flags & FS.O_TRUNC);
 const isDot = (n: string) => n === '.' || n === '..';
+/** Handles of opens the addon answered (native-opens.c: NATIVE_HANDLE_TAG). */
+const isNativeHandle = (fh: number) => fh >= 2 ** 62;
 /** Where an open file with no name left is known to the path operations (see HiddenFiles). */
 const hiddenPathOf = (node: Node) => `/.fuse_hidden${node.id.toString(16).padStart(16, '0')}`;
 const UNCHANGED_ID = 0xffffffff;
@@ -432,6 +447,7 @@ export class FuseNodes {
 
   /** An open file losing its last name must stay readable through its handles. */
   private mustHide(node: Node): boolean {
+    node.opens += this.kernel.passthroughTakeOpens(node.id);
     return node.opens > 0 && (node.nlink ?? 1) <= 1 && !isDirMode(node.mode);
   }
 
@@ -508,18 +524,19 @@ export class FuseNodes {
     const st = this.st(node);
     const blobFd = this.kernel.negotiated()?.passthrough && readOnly(flags) ? this.ops.blobFd?.(fh) : undefined;
     if (blobFd !== undefined && st.cachedOpens === 0) {
-      const id = st.backingId ?? this.kernel.backingOpen(blobFd);
+      const id = this.backingFor(node, blobFd);
       if (id > 0) {
-        st.backingId = id;
         st.passthroughOpens++;
         this.handles.set(fh, { node, passthrough: true });
         this.counters?.inc('fuse.passthrough-opens');
-        return [FOPEN.PASSTHROUGH, id];
+        // A read-only close has nothing to flush.
+        return [FOPEN.PASSTHROUGH | FOPEN.NOFLUSH, id];
       }
       this.counters?.inc(`fuse.passthrough-refused.${-id}`);
     }
     this.handles.set(fh, { node, passthrough: false });
-    if (st.passthroughOpens > 0) return [FOPEN.DIRECT_IO, 0];
+    // No cached open beside passed-through ones (the kernel refuses the mix), nor after it.
+    if (this.kernel.passthroughStop(node.id) > 0) return [FOPEN.DIRECT_IO, 0];
     st.cachedOpens++;
     if (!attr) {
       const [err, a] = await this.call('getattr', path);
@@ -536,6 +553,19 @@ export class FuseNodes {
     }
     st.pageVersion = version;
     return [keep ? FOPEN.KEEP_CACHE : 0, 0];
+  }
+
+  /** The backing id an open of the node passes through to its blob with, or -errno. */
+  private backingFor(node: Node, blobFd: number): number {
+    // The blob's inode number tells blobs apart: a newer version of the file is another blob.
+    const blob = fstatSync(blobFd).ino;
+    const held = this.kernel.passthroughHold(node.id, blob);
+    if (held !== 0) return held;
+    const id = this.kernel.backingOpen(blobFd);
+    if (id <= 0) return id;
+    if (this.kernel.passthroughAdopt(node.id, blob, id)) return id;
+    this.kernel.backingClose(id);
+    return -E.EBUSY;
   }
 
   private open(r: InHeader, flags: number): Promise<HandlerResult> | number {
@@ -592,15 +622,14 @@ export class FuseNodes {
     this.handles.delete(fh);
     const node = h?.node ?? this.table.get(r.nodeid);
     const p = node && (this.table.path(node) ?? hiddenPathOf(node));
-    if (p !== undefined) await this.call('release', p, fh);
+    // An open the addon answered, released here since its file lost its name: JS counts it.
+    if (p !== undefined && !isNativeHandle(fh)) await this.call('release', p, fh);
     if (node) {
       node.opens = Math.max(0, node.opens - 1);
       const st = this.st(node);
       if (h?.passthrough) {
-        if (--st.passthroughOpens === 0 && st.backingId !== undefined) {
-          this.kernel.backingClose(st.backingId);
-          st.backingId = undefined;
-        }
+        st.passthroughOpens = Math.max(0, st.passthroughOpens - 1);
+        this.kernel.passthroughRelease(node.id);
       } else if (h) st.cachedOpens = Math.max(0, st.cachedOpens - 1);
       // The last close of a file unlinked while open: its hidden name goes too.
       if (node.hiddenPath && node.opens === 0) await this.call('unlink', node.hiddenPath);

@@ -16,8 +16,11 @@ import { EIO } from '../shared/errno';
 
 /** How a run asks the local side to sync the file once the run is written (see fsync). */
 export type SyncAfter = 'sync' | 'datasync' | undefined;
-/** Sends one run; resolves to 0 or a positive errno (throws: transport failure). */
-export type SendWrite = (handle: number, path: string, offset: number, data: Buffer, sync?: SyncAfter) => Promise<number>;
+/**
+ * Sends one run; resolves to 0 or a positive errno, or to that and the file's attributes
+ * once written (throws: transport failure).
+ */
+export type SendWrite = (handle: number, path: string, offset: number, data: Buffer, sync?: SyncAfter) => Promise<number | { errno: number; attr?: unknown }>;
 /** Sends appends to be applied in this order; resolves to 0 or a positive errno for each. */
 export type SendAppends = (writes: { handle: number; data: Buffer }[]) => Promise<number[]>;
 
@@ -66,6 +69,8 @@ interface HandleState {
   timer?: NodeJS.Timeout;
 }
 
+const errnoOf = (r: number | { errno: number }) => (typeof r === 'number' ? r : r.errno);
+
 /** The first error a handle's writes met since it was last reported, cleared (0 if none). */
 function takeError(s: HandleState): number {
   const e = s.error;
@@ -81,6 +86,11 @@ export class WriteBehind {
   private readonly waiters: (() => void)[] = [];
   /** Told the file's name each time a run is on the local side (see onLanded). */
   private readonly landedListeners: ((path: string) => void)[] = [];
+  /** The file's attributes after a run, when they are the file's after all its writes. */
+  private readonly attrListeners: ((path: string, attr: unknown) => void)[] = [];
+  /** The last run (or append batch) dispatched per file, while writes of it travel. */
+  private readonly lastRun = new Map<string, number>();
+  private runSeq = 0;
   /** Runs dispatched and not yet finished, per file, in the order they were dispatched. */
   private readonly runsByPath = new Map<string, { start: number; end: number; done: Promise<void> }[]>();
 
@@ -94,7 +104,7 @@ export class WriteBehind {
     private readonly sendAppends: SendAppends = (writes) =>
       // Without a batch request: one after another (still taken at once).
       writes.reduce<Promise<number[]>>(
-        (acc, w) => acc.then(async (errnos) => [...errnos, await this.send(w.handle, '', 0, w.data)]),
+        (acc, w) => acc.then(async (errnos) => [...errnos, errnoOf(await this.send(w.handle, '', 0, w.data))]),
         Promise.resolve([]),
       ),
   ) {}
@@ -106,6 +116,16 @@ export class WriteBehind {
   /** `listener(path)` runs each time writes to `path` reach the local side (or fail there). */
   onLanded(listener: (path: string) => void): void {
     this.landedListeners.push(listener);
+  }
+
+  /**
+   * `listener(path, attr)` is told the attributes a run's reply carried when that run was
+   * the file's last one dispatched and nothing of the file is left gathering or travelling:
+   * then they are the file's after every write made through here (replies to concurrent
+   * runs may arrive in another order than the local side applied them, so no other case).
+   */
+  onAttrKnown(listener: (path: string, attr: unknown) => void): void {
+    this.attrListeners.push(listener);
   }
 
   /** Whether `path` has writes not yet on the local side. */
@@ -209,6 +229,7 @@ export class WriteBehind {
     let finished!: () => void;
     const run = { start: 0, end: Infinity, done: new Promise<void>((r) => (finished = r)) };
     runs.push(run);
+    this.lastRun.set(path, ++this.runSeq);
     void Promise.all(before).then(async () => {
       let errnos: number[];
       try {
@@ -265,10 +286,15 @@ export class WriteBehind {
     runs.push(run);
     s.recent.push(run.done);
     if (s.recent.length > RUNS_IN_FLIGHT) s.recent.shift();
+    const seq = ++this.runSeq;
+    this.lastRun.set(path, seq);
     const task = Promise.all(before).then(async () => {
       let errno: number;
+      let attr: unknown;
       try {
-        errno = await this.send(handle, path, offset, data, sync);
+        const r = await this.send(handle, path, offset, data, sync);
+        errno = errnoOf(r);
+        attr = typeof r === 'number' ? undefined : r.attr;
       } catch {
         errno = EIO;
       }
@@ -279,6 +305,11 @@ export class WriteBehind {
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
       this.landed(s.path, path);
+      const last = this.lastRun.get(path) === seq;
+      if (last) this.lastRun.delete(path);
+      if (last && !errno && attr !== undefined && s.path === path && !this.busyPaths.has(path)) {
+        for (const l of this.attrListeners) l(path, attr);
+      }
       finished();
       this.waiters.splice(0).forEach((w) => w());
     });

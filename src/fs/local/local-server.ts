@@ -196,7 +196,7 @@ export class LocalFileServer {
       }
       if (req.sync) await fh.sync();
       else if (req.datasync) await fh.datasync();
-      return { errno: 0, written };
+      return { errno: 0, written, attr: attrFromStats(await fh.stat({ bigint: true })) };
     });
   }
 

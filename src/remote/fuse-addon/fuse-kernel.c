@@ -2,11 +2,12 @@
 // device, mounts it, reads kernel requests on threads of its own and hands each one to JS,
 // writes replies, writes notifications from a thread of their own, and opens backing files
 // for passthrough. The protocol itself (requests, replies, INIT) is parsed and built in JS
-// (src/remote/fuse/): this file knows no opcode.
+// (src/remote/fuse/), except for the few requests answered natively (below).
 //
 // GETATTR is answered on the reader thread itself when JS left a current answer for the node
 // (attrSet): a command walking a tree it walked before (whose atimes the kernel dropped) or
-// many processes stat-ing at once never wait for the JS thread.
+// many processes stat-ing at once never wait for the JS thread. So are read-only opens of
+// files passed through to their blob (native-opens.c).
 //
 // Why notifications get their own thread: the kernel may hold a directory's lock while it
 // waits for our answer to a request in that directory, and an inval_entry for it waits for
@@ -26,15 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-// Newer than Debian 12's linux/fuse.h (protocol 7.38): passthrough (7.40, kernel 6.9).
-struct outrun_backing_map {
-  int32_t fd;
-  uint32_t flags;
-  uint64_t padding;
-};
-#define OUTRUN_DEV_IOC_MAGIC 229
-#define OUTRUN_DEV_IOC_BACKING_OPEN _IOW(OUTRUN_DEV_IOC_MAGIC, 1, struct outrun_backing_map)
-#define OUTRUN_DEV_IOC_BACKING_CLOSE _IOW(OUTRUN_DEV_IOC_MAGIC, 2, uint32_t)
+#include "native-answers.h"
 
 #define CHECK(call)                                  \
   do {                                               \
@@ -64,13 +57,13 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value int_value(napi_env env, int64_t v) {
+napi_value int_value(napi_env env, int64_t v) {
   napi_value out;
   napi_create_int64(env, v, &out);
   return out;
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
     napi_throw_type_error(env, "EINVAL", "missing arguments");
@@ -79,7 +72,7 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
-static int get_int(napi_env env, napi_value v, int64_t *out) {
+int get_int(napi_env env, napi_value v, int64_t *out) {
   if (napi_get_value_int64(env, v, out) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", "expected a number");
     return -1;
@@ -128,8 +121,6 @@ static napi_value do_unmount(napi_env env, napi_callback_info info) {
 // ---- attributes answered natively ---------------------------------------------------------
 
 #define ATTR_OUT_SIZE 104 /* struct fuse_attr_out */
-#define IN_HEADER_SIZE 40
-#define OUT_HEADER_SIZE 16
 #define OPCODE_GETATTR 3
 
 struct attr_entry {
@@ -177,6 +168,14 @@ static struct attr_entry **attr_find(uint64_t nodeid) {
   struct attr_entry **p = &attr_buckets[attr_bucket(nodeid)];
   while (*p && (*p)->nodeid != nodeid) p = &(*p)->next;
   return p;
+}
+
+int attr_is_current(uint64_t nodeid) {
+  pthread_mutex_lock(&attr_lock);
+  struct attr_entry **p = attr_find(nodeid);
+  int current = p && *p && (*p)->expires_ns > now_ns();
+  pthread_mutex_unlock(&attr_lock);
+  return current;
 }
 
 static void attr_remove(uint64_t nodeid) {
@@ -257,14 +256,16 @@ static napi_value attr_drop(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&attr_lock);
   attr_remove((uint64_t)nodeid);
   pthread_mutex_unlock(&attr_lock);
+  native_opens_withdraw((uint64_t)nodeid);
   return NULL;
 }
 
-/** attrStats(): [answers given here, entries held]. */
+/** attrStats(): [GETATTRs answered here, entries held, OPENs answered here]. */
 static napi_value attr_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
-  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_array_with_length(env, 3, &out));
+  napi_set_element(env, out, 2, int_value(env, (int64_t)native_opens_served()));
   pthread_mutex_lock(&attr_lock);
   napi_set_element(env, out, 0, int_value(env, (int64_t)attr_served));
   napi_set_element(env, out, 1, int_value(env, (int64_t)attr_count));
@@ -330,7 +331,7 @@ static void *read_loop(void *arg) {
       err = errno; // ENODEV: unmounted or aborted
       break;
     }
-    if (attr_answer(r->fd, buf, (size_t)n)) continue;
+    if (attr_answer(r->fd, buf, (size_t)n) || native_open_answer(r->fd, buf, (size_t)n)) continue;
     struct request *req = calloc(1, sizeof *req);
     char *copy = malloc((size_t)n);
     if (!req || !copy) {
@@ -561,6 +562,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"attrSet", NULL, attr_set, NULL, NULL, NULL, napi_default, NULL},
       {"attrDrop", NULL, attr_drop, NULL, NULL, NULL, napi_default, NULL},
       {"attrStats", NULL, attr_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"passthroughHold", NULL, passthrough_hold, NULL, NULL, NULL, napi_default, NULL},
+      {"passthroughAdopt", NULL, passthrough_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"passthroughRelease", NULL, passthrough_release, NULL, NULL, NULL, napi_default, NULL},
+      {"passthroughTakeOpens", NULL, passthrough_take_opens, NULL, NULL, NULL, napi_default, NULL},
+      {"passthroughStop", NULL, passthrough_stop, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -33,8 +33,14 @@ export interface KernelAddon {
   close(fd: number): void;
   attrSet(nodeid: number, attrOut: Buffer, ttlMs: number): void;
   attrDrop(nodeid: number): void;
-  /** [GETATTRs answered by the addon, nodes it holds attributes of] */
-  attrStats(): [number, number];
+  /** [GETATTRs answered by the addon, nodes it holds attributes of, OPENs it answered] */
+  attrStats(): [number, number, number];
+  // Passed-through nodes: see native-opens.c.
+  passthroughHold(nodeid: number, blob: number): number;
+  passthroughAdopt(fd: number, nodeid: number, blob: number, backingId: number): number;
+  passthroughRelease(nodeid: number): void;
+  passthroughTakeOpens(nodeid: number): number;
+  passthroughStop(nodeid: number): number;
 }
 
 /** The addon sits next to agent.js in the runtime, and in dist/runtime-addon in a build tree. */

@@ -96,6 +96,8 @@ export const FOPEN = {
   KEEP_CACHE: 1 << 1,
   NONSEEKABLE: 1 << 2,
   CACHE_DIR: 1 << 3,
+  /** 7.35 (5.16): close(2) sends no FLUSH. */
+  NOFLUSH: 1 << 5,
   PASSTHROUGH: 1 << 7,
 } as const;
 

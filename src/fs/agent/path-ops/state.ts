@@ -100,6 +100,8 @@ export class PathOpsState {
     this.cache = new AttrCache(opts.attrTimeoutMs, opts.negativeTimeoutMs);
     this.changes = new ChangeLog((p) => wb.busy(p));
     wb.onLanded((p) => this.changes.note(p));
+    // A file written through here: its attributes as the last write left them (see onAttrKnown).
+    wb.onAttrKnown((p, attr) => this.cache.set(p, attr as CachedAttr));
     this.persist = opts.persistent;
   }
 

@@ -14,7 +14,7 @@ export function makeWriteBehind(fs: FsClient): WriteBehind {
     r.errno ? r.errno : r.written === data.length ? 0 : EIO;
   return new WriteBehind(
     (handle, _path, offset, data, sync) =>
-      fs.Write({ handle, offset, data, sync: sync === 'sync', datasync: sync === 'datasync' }).then((r) => result(r, data)),
+      fs.Write({ handle, offset, data, sync: sync === 'sync', datasync: sync === 'datasync' }).then((r) => ({ errno: result(r, data), attr: r.attr ?? undefined })),
     undefined,
     undefined,
     (writes) =>
