@@ -34,9 +34,10 @@ export function changed(s: PathOpsState, path: string): void {
  * before every write to drop it: keeping that answer saves a round trip per write).
  */
 export function wroteData(s: PathOpsState, path: string): void {
-  const known = s.xattrLengths.get(path);
+  const known = s.xattrLengths.get(path)?.lengths ?? new Map<string, number>();
   changed(s, path);
-  s.xattrLengths.set(path, (known ?? new Map<string, number>()).set(CAPABILITY, -ENODATA));
+  // Tied to no version: the write changed it (kept a second, see xattrs.ts).
+  s.xattrLengths.set(path, { lengths: known.set(CAPABILITY, -ENODATA) });
 }
 
 const CAPABILITY = 'security.capability';

@@ -13,6 +13,7 @@ import type { PersistentCache } from '../persistent-cache';
 import type { WriteBehind } from '../write-behind';
 import { HiddenFiles } from '../hidden-files';
 import { ChangeLog } from '../change-log';
+import type { KnownXattrs } from './xattrs';
 import { EIO } from '../../shared/errno';
 
 export interface PathOpsOptions {
@@ -80,7 +81,7 @@ export class PathOpsState {
   readonly changes: ChangeLog;
   readonly links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
   /** Lengths of attributes asked for without a buffer (or -ENODATA), by path, then name, for 1 s. */
-  readonly xattrLengths = new LRUCache<string, Map<string, number>>({ max: 10_000, ttl: 1000 });
+  readonly xattrLengths = new LRUCache<string, KnownXattrs>({ max: 10_000, ttl: 1000 });
   readonly open = new Map<number, OpenFile>();
   /** Handles opened with O_APPEND (see writing.ts). */
   readonly appending = new Set<number>();

@@ -1,25 +1,59 @@
 // Extended attributes (XattrRequest.op), asked of the local side. The kernel asks for
-// security.capability before every write to a file (to drop it): that answer, the length
-// of an attribute or its absence, is kept for a second, per path.
+// security.capability before every write to a file (to drop it) and at every exec of it:
+// that answer, the length of an attribute or its absence, is kept per path. Setting or
+// removing an attribute changes the file's ctime, so an answer given while the file had
+// attributes we still hold is kept as long as they are the current ones (a program run a
+// thousand times in a build asks once); an answer for a file whose attributes we do not hold
+// is kept for a second.
 import { ENODATA } from '../../shared/errno';
+import { fingerprint } from '../../shared/fingerprint';
 import { XATTR_GET, XATTR_REMOVE, XATTR_SET } from '../../shared/xattr-ops';
 import { forget } from './invalidation';
 import { bytes, wirePath, type Cb, type PathOpsState } from './state';
 
+/** Known xattr lengths (or -errno) of one path, and the file version they were read at. */
+export interface KnownXattrs {
+  version?: string;
+  lengths: Map<string, number>;
+}
+
+/** How long answers tied to a version are kept (they are dropped with it anyway). */
+const VERSIONED_TTL_MS = 10 * 60_000;
+
+/** The version of `path` the caches hold now (attribute cache, then the persistent one). */
+function currentVersion(s: PathOpsState, path: string): string | undefined {
+  const held = s.cache.get(path);
+  if (held && held !== 'missing') return fingerprint(held).toString('hex');
+  const kept = s.persists(path) ? s.persist!.attr(path) : undefined;
+  return kept && kept !== 'missing' ? fingerprint(kept).toString('hex') : undefined;
+}
+
+function known(s: PathOpsState, path: string, key: string): number | undefined {
+  const k = s.xattrLengths.get(path);
+  if (!k) return undefined;
+  if (k.version !== undefined && k.version !== currentVersion(s, path)) return undefined;
+  return k.lengths.get(key);
+}
+
 export function xattr(s: PathOpsState, path: string, op: number, name: Buffer, value: Buffer | undefined, flags: number, size: number, cb: Cb): void {
   const key = name.toString('latin1');
+  const version = currentVersion(s, path);
   const remember = (n: number) => {
-    const known = s.xattrLengths.get(path) ?? new Map<string, number>();
-    s.xattrLengths.set(path, known.set(key, n));
+    const k = s.xattrLengths.get(path);
+    const same = k && k.version === version;
+    const lengths = same ? k.lengths : new Map<string, number>();
+    lengths.set(key, n);
+    if (!same) s.xattrLengths.set(path, { version, lengths }, version !== undefined ? { ttl: VERSIONED_TTL_MS } : undefined);
   };
-  const cached = op === XATTR_GET && size === 0 ? s.xattrLengths.get(path)?.get(key) : undefined;
-  if (cached !== undefined) return cached < 0 ? cb(cached) : cb(0, cached);
+  // An absence answers a read of any size; a length only a question for the length.
+  const cached = op === XATTR_GET ? known(s, path, key) : undefined;
+  if (cached !== undefined && (cached < 0 || size === 0)) return cached < 0 ? cb(cached) : cb(0, cached);
   const fresh = s.changes.since();
   s.call(
     'xattr',
     s.fs.Xattr({ path: wirePath(path), op, name, value, flags, size }),
     (err: number) => {
-      if (op === XATTR_GET && size === 0 && err === -ENODATA && fresh(path)) remember(err);
+      if (op === XATTR_GET && err === -ENODATA && fresh(path)) remember(err);
       cb(err);
     },
     (r) => {
