@@ -14,6 +14,7 @@ import { RpcServer, type ControlStream } from './rpc-server';
 import { unblockedDuplex } from '../wire/unblocked-duplex';
 import { agentArgv, agentCommand } from './runtime';
 import { execChannel } from './command-channel';
+import { corkSocket } from './ssh-connect';
 import { SessionStats } from './session-stats';
 import { RevalidationAhead, parseProbes, staleProbes } from './cache-revalidate';
 import { cacheKey } from './cache-key';
@@ -52,6 +53,8 @@ export interface AgentSessionOptions {
   manyRuns?: boolean;
   /** Run the agent behind a relay (resume after a dropped link): how, and for how long. */
   relay?: { open: (program: string[]) => Promise<ClientChannel>; limitMs: number };
+  /** The connection the agent's channel rides now, if it can change (a link that resumes). */
+  currentConn?: () => Client | undefined;
   /** Seconds the remote kernel may keep names, attributes and absences (default KERNEL_CACHE_S). */
   kernelCacheS?: number;
 }
@@ -245,7 +248,7 @@ export class AgentSession {
       },
     );
     // Writes of the HTTP/2 session never wait for the SSH channel (see unblocked-duplex.ts).
-    this.rpc.serve(unblockedDuplex(agentChannel));
+    this.rpc.serve(unblockedDuplex(agentChannel, () => corkSocket(opts.currentConn?.() ?? opts.conn)));
 
     const timeoutMs = opts.mountTimeoutMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;

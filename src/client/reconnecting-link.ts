@@ -39,6 +39,11 @@ export class ReconnectingLink extends EventEmitter {
     });
   }
 
+  /** The connection while it is up. */
+  get current(): Client | undefined {
+    return this.state === 'up' ? this.conn : undefined;
+  }
+
   /** The connection once it is up; rejects when the link is gone for good. */
   up(): Promise<Client> {
     if (this.state === 'up') return Promise.resolve(this.conn);

@@ -95,6 +95,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       sessionDir,
       rootless: opts.rootless,
       relay: relay && link ? { open: relay, limitMs: link.limitMs } : undefined,
+      currentConn: link ? () => link.current : undefined,
     });
     opts.phases?.mark('agent and mount');
     const cc = await commandChannel;

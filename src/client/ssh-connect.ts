@@ -718,3 +718,15 @@ function keepAliveOnAnyByte(client: Client): void {
     c._resetKA?.();
   });
 }
+
+/**
+ * Holds the connection's socket: what is written to its channels until the returned
+ * function runs goes out in one writev(2) (see unblocked-duplex.ts). undefined when the
+ * connection's transport is not a socket of its own (ssh2 keeps it as _sock).
+ */
+export function corkSocket(client: Client): (() => void) | undefined {
+  const sock = (client as unknown as { _sock?: { cork?: () => void; uncork?: () => void; destroyed?: boolean } })._sock;
+  if (!sock?.cork || !sock.uncork || sock.destroyed) return undefined;
+  sock.cork();
+  return () => sock.uncork!();
+}
