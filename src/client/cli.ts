@@ -17,6 +17,9 @@ import { controlSocketPath } from './control-path';
 import { controlRequest } from './master-client';
 import { runThroughMaster } from './master-run';
 
+/** How long a signal during the set-up waits for the relays' BYE to leave. */
+const SETUP_BYE_FLUSH_MS = 1000;
+
 const VERSION = '0.1.0';
 
 async function main(argv: string[]): Promise<number> {
@@ -108,7 +111,9 @@ async function main(argv: string[]): Promise<number> {
   const setupSignal = (sig: NodeJS.Signals) => () => {
     link?.byeNow();
     dropSetupSignals();
-    process.kill(process.pid, sig);
+    // The BYEs may sit behind a large write (the Hello's listings): they leave first (seen
+    // lost under load, the remote then waiting ReconnectTimeout for us).
+    void (link?.flushed(SETUP_BYE_FLUSH_MS) ?? Promise.resolve()).then(() => process.kill(process.pid, sig));
   };
   const onSetupSignal = new Map((['SIGTERM', 'SIGHUP'] as const).map((s) => [s, setupSignal(s)]));
   const dropSetupSignals = () => onSetupSignal.forEach((h, s) => process.off(s, h));

@@ -5,6 +5,7 @@
 // Past the limit the link is gone for good: today's way out (255, the remote cleans up).
 import { EventEmitter } from 'node:events';
 import type { Client } from 'ssh2';
+import type { Writable } from 'node:stream';
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 5000;
@@ -103,6 +104,24 @@ export class ReconnectingLink extends EventEmitter {
   /** At process exit: every relayed channel still open says BYE, without waiting. */
   byeNow(): void {
     if (this.state === 'up') for (const ch of this.farewells) ch.byeNow();
+  }
+
+  /**
+   * Resolves once what was written to the connection has left this process, or after `ms`:
+   * a BYE queued behind a large write would die with us otherwise.
+   */
+  flushed(ms: number): Promise<void> {
+    const sock = (this.conn as unknown as { _sock?: Writable & { writableCorked: number; uncork(): void } })._sock;
+    if (!sock || sock.destroyed) return Promise.resolve();
+    while (sock.writableCorked > 0) sock.uncork();
+    if (sock.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      sock.once('drain', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** A relayed channel: told to end, and waited for (bounded), before the connection ends. */
