@@ -5,7 +5,7 @@
 // Past the limit the link is gone for good: today's way out (255, the remote cleans up).
 import { EventEmitter } from 'node:events';
 import type { Client } from 'ssh2';
-import type { Writable } from 'node:stream';
+import { sshSocket } from './ssh-connect';
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 5000;
@@ -111,7 +111,7 @@ export class ReconnectingLink extends EventEmitter {
    * a BYE queued behind a large write would die with us otherwise.
    */
   flushed(ms: number): Promise<void> {
-    const sock = (this.conn as unknown as { _sock?: Writable & { writableCorked: number; uncork(): void } })._sock;
+    const sock = sshSocket(this.conn);
     if (!sock || sock.destroyed) return Promise.resolve();
     while (sock.writableCorked > 0) sock.uncork();
     if (sock.writableLength === 0) return Promise.resolve();

@@ -708,10 +708,11 @@ function handshake(resolved: ResolvedHost, opts: ConnectOptions, extra: Handshak
  * two private members of ssh2's Client; if they are renamed, keepalives behave as before.
  */
 function keepAliveOnAnyByte(client: Client): void {
-  const c = client as unknown as { _sock?: Readable; _resetKA?: () => void };
-  if (!c._sock || typeof c._resetKA !== 'function') return;
+  const c = client as unknown as { _resetKA?: () => void };
+  const sock = sshSocket(client);
+  if (!sock || typeof c._resetKA !== 'function') return;
   let last = 0;
-  c._sock.on('data', () => {
+  sock.on('data', () => {
     const now = performance.now();
     if (now - last < 1000) return;
     last = now;
@@ -720,13 +721,21 @@ function keepAliveOnAnyByte(client: Client): void {
 }
 
 /**
- * Holds the connection's socket: what is written to its channels until the returned
- * function runs goes out in one writev(2) (see unblocked-duplex.ts). undefined when the
- * connection's transport is not a socket of its own (ssh2 keeps it as _sock).
+ * The stream ssh2 carries the connection over (a private member of its Client: a socket, or
+ * a jump host's channel), or undefined if that member is renamed.
+ */
+export function sshSocket(client: Client): Duplex | undefined {
+  const sock = (client as unknown as { _sock?: unknown })._sock;
+  return sock instanceof Duplex ? sock : undefined;
+}
+
+/**
+ * Holds the connection's transport: what is written to its channels until the returned
+ * function runs goes out in one writev(2) (see unblocked-duplex.ts).
  */
 export function corkSocket(client: Client): (() => void) | undefined {
-  const sock = (client as unknown as { _sock?: { cork?: () => void; uncork?: () => void; destroyed?: boolean } })._sock;
-  if (!sock?.cork || !sock.uncork || sock.destroyed) return undefined;
+  const sock = sshSocket(client);
+  if (!sock || sock.destroyed) return undefined;
   sock.cork();
-  return () => sock.uncork!();
+  return () => sock.uncork();
 }

@@ -68,12 +68,11 @@ export interface KernelLink {
   passthroughStop(nodeid: number): number;
 }
 
-/** Per node: how its pages and listing may be kept, and its passthrough backing. */
+/** Per node: how its pages and listing may be kept (its passthrough backing is the addon's). */
 interface CacheState {
   pageVersion?: string;
   listVersion?: string;
   cachedOpens: number;
-  passthroughOpens: number;
 }
 
 const versionOf = (a: CachedAttr | undefined) =>
@@ -255,7 +254,7 @@ export class FuseNodes {
 
   private st(node: Node): CacheState {
     let s = this.state.get(node.id);
-    if (!s) this.state.set(node.id, (s = { cachedOpens: 0, passthroughOpens: 0 }));
+    if (!s) this.state.set(node.id, (s = { cachedOpens: 0 }));
     return s;
   }
 
@@ -445,7 +444,10 @@ export class FuseNodes {
     return [];
   }
 
-  /** An open file losing its last name must stay readable through its handles. */
+  /**
+   * An open file losing its last name must stay readable through its handles. Opens the
+   * addon answered count from here on (their releases then reach us too).
+   */
   private mustHide(node: Node): boolean {
     node.opens += this.kernel.passthroughTakeOpens(node.id);
     return node.opens > 0 && (node.nlink ?? 1) <= 1 && !isDirMode(node.mode);
@@ -526,7 +528,6 @@ export class FuseNodes {
     if (blobFd !== undefined && st.cachedOpens === 0) {
       const id = this.backingFor(node, blobFd);
       if (id > 0) {
-        st.passthroughOpens++;
         this.handles.set(fh, { node, passthrough: true });
         this.counters?.inc('fuse.passthrough-opens');
         // A read-only close has nothing to flush.
@@ -627,10 +628,9 @@ export class FuseNodes {
     if (node) {
       node.opens = Math.max(0, node.opens - 1);
       const st = this.st(node);
-      if (h?.passthrough) {
-        st.passthroughOpens = Math.max(0, st.passthroughOpens - 1);
-        this.kernel.passthroughRelease(node.id);
-      } else if (h) st.cachedOpens = Math.max(0, st.cachedOpens - 1);
+      // Passed-through opens are counted by the addon (see backingFor).
+      if (h?.passthrough) this.kernel.passthroughRelease(node.id);
+      else if (h) st.cachedOpens = Math.max(0, st.cachedOpens - 1);
       // The last close of a file unlinked while open: its hidden name goes too.
       if (node.hiddenPath && node.opens === 0) await this.call('unlink', node.hiddenPath);
     }

@@ -229,7 +229,7 @@ export class WriteBehind {
     let finished!: () => void;
     const run = { start: 0, end: Infinity, done: new Promise<void>((r) => (finished = r)) };
     runs.push(run);
-    this.lastRun.set(path, ++this.runSeq);
+    const seq = this.startRun(path);
     void Promise.all(before).then(async () => {
       let errnos: number[];
       try {
@@ -247,6 +247,7 @@ export class WriteBehind {
       });
       runs.splice(runs.indexOf(run), 1);
       if (runs.length === 0 && this.runsByPath.get(path) === runs) this.runsByPath.delete(path);
+      this.endRun(path, seq);
       finished();
       this.waiters.splice(0).forEach((w) => w());
       if (q.waiting.length > 0) this.sendAppendBatch(path, q);
@@ -286,8 +287,7 @@ export class WriteBehind {
     runs.push(run);
     s.recent.push(run.done);
     if (s.recent.length > RUNS_IN_FLIGHT) s.recent.shift();
-    const seq = ++this.runSeq;
-    this.lastRun.set(path, seq);
+    const seq = this.startRun(path);
     const task = Promise.all(before).then(async () => {
       let errno: number;
       let attr: unknown;
@@ -305,8 +305,7 @@ export class WriteBehind {
       this.markBusy(s, -1);
       this.pendingBytes -= data.length;
       this.landed(s.path, path);
-      const last = this.lastRun.get(path) === seq;
-      if (last) this.lastRun.delete(path);
+      const last = this.endRun(path, seq);
       if (last && !errno && attr !== undefined && s.path === path && !this.busyPaths.has(path)) {
         for (const l of this.attrListeners) l(path, attr);
       }
@@ -314,6 +313,19 @@ export class WriteBehind {
       this.waiters.splice(0).forEach((w) => w());
     });
     s.tail = Promise.all([s.tail, task]).then(() => undefined);
+  }
+
+  /** A run (or append batch) of `path` is dispatched: its number, for endRun. */
+  private startRun(path: string): number {
+    this.lastRun.set(path, ++this.runSeq);
+    return this.runSeq;
+  }
+
+  /** The run numbered `seq` landed: whether it was the file's last one dispatched. */
+  private endRun(path: string, seq: number): boolean {
+    if (this.lastRun.get(path) !== seq) return false;
+    this.lastRun.delete(path);
+    return true;
   }
 
   /** Writes reached the file now named `path` (sent under `sentAs`, if renamed since). */

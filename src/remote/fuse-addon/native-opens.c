@@ -140,15 +140,30 @@ int native_open_answer(int fd, const char *req, size_t len) {
   return 1;
 }
 
-void native_opens_withdraw(uint64_t nodeid) {
+/**
+ * No more opens of the node are answered here. Returns how many passed-through opens of it,
+ * native and JS's, are still open. take: JS counts the native ones from now on; *taken says
+ * how many (0 after the first time), and each of their releases reaches JS too.
+ */
+static int64_t pt_withdraw(uint64_t nodeid, int take, uint32_t *taken) {
+  int64_t open = 0;
   pthread_mutex_lock(&pt_lock);
   struct pt_entry **p = pt_find(nodeid);
   if (*p) {
-    pt_unoffer(*p);
+    struct pt_entry *e = *p;
+    pt_unoffer(e);
+    open = (int64_t)e->opens + e->held;
+    if (take && !e->forward && e->opens) {
+      *taken = e->opens;
+      e->forward = 1;
+    }
     pt_reap(p);
   }
   pthread_mutex_unlock(&pt_lock);
+  return open;
 }
+
+void native_opens_withdraw(uint64_t nodeid) { pt_withdraw(nodeid, 0, NULL); }
 
 /**
  * passthroughHold(nodeid, blob): for an open JS passes through, the node's backing id (held
@@ -235,19 +250,9 @@ napi_value passthrough_take_opens(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t nodeid;
   if (get_args(env, info, 1, argv) || get_int(env, argv[0], &nodeid)) return NULL;
-  uint32_t opens = 0;
-  pthread_mutex_lock(&pt_lock);
-  struct pt_entry **p = pt_find((uint64_t)nodeid);
-  if (*p) {
-    pt_unoffer(*p);
-    if (!(*p)->forward && (*p)->opens) {
-      opens = (*p)->opens;
-      (*p)->forward = 1;
-    }
-    pt_reap(p);
-  }
-  pthread_mutex_unlock(&pt_lock);
-  return int_value(env, opens);
+  uint32_t taken = 0;
+  pt_withdraw((uint64_t)nodeid, 1, &taken);
+  return int_value(env, taken);
 }
 
 /**
@@ -259,16 +264,7 @@ napi_value passthrough_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t nodeid;
   if (get_args(env, info, 1, argv) || get_int(env, argv[0], &nodeid)) return NULL;
-  int64_t open = 0;
-  pthread_mutex_lock(&pt_lock);
-  struct pt_entry **p = pt_find((uint64_t)nodeid);
-  if (*p) {
-    pt_unoffer(*p);
-    open = (int64_t)(*p)->opens + (*p)->held;
-    pt_reap(p);
-  }
-  pthread_mutex_unlock(&pt_lock);
-  return int_value(env, open);
+  return int_value(env, pt_withdraw((uint64_t)nodeid, 0, NULL));
 }
 
 /** Opens answered here so far. */

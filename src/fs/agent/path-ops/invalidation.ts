@@ -28,6 +28,8 @@ export function changed(s: PathOpsState, path: string): void {
   forget(s, path);
 }
 
+const CAPABILITY = 'security.capability';
+
 /**
  * The file at `path` was written through the mount: `changed`, but its extended attributes
  * are as they were except security.capability, which a write removes (the kernel asks for it
@@ -39,8 +41,6 @@ export function wroteData(s: PathOpsState, path: string): void {
   // Tied to no version: the write changed it (kept a second, see xattrs.ts).
   s.xattrLengths.set(path, { lengths: known.set(CAPABILITY, -ENODATA) });
 }
-
-const CAPABILITY = 'security.capability';
 
 /**
  * Open handles follow their file to its new name (the kernel names it `dest` in their

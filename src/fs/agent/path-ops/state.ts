@@ -80,7 +80,7 @@ export class PathOpsState {
   /** Replies fill the caches only with what is still current (see change-log.ts). */
   readonly changes: ChangeLog;
   readonly links = new LRUCache<string, { target: string; ino: number; ctime: number }>({ max: 50_000 });
-  /** Lengths of attributes asked for without a buffer (or -ENODATA), by path, then name, for 1 s. */
+  /** Lengths of attributes (or -ENODATA), by path, then name: for 1 s, or while the file's version is the one they were read at (xattrs.ts). */
   readonly xattrLengths = new LRUCache<string, KnownXattrs>({ max: 10_000, ttl: 1000 });
   readonly open = new Map<number, OpenFile>();
   /** Handles opened with O_APPEND (see writing.ts). */

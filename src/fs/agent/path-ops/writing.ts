@@ -4,7 +4,7 @@ import { constants as FS } from 'node:fs';
 import { EIO } from '../../shared/errno';
 import type { FsClient } from '../rpc-client';
 import { WriteBehind } from '../write-behind';
-import { changed, forget, wroteData } from './invalidation';
+import { changed, wroteData } from './invalidation';
 import type { Reading } from './reading';
 import { wirePath, type Cb, type PathOpsState } from './state';
 
@@ -33,7 +33,6 @@ export class Writing {
   /** Makes and opens a file in one round trip, with the open's real flags (O_APPEND too). */
   create(path: string, flags: number, mode: number, cb: Cb): void {
     this.s.call('create', this.s.fs.Create({ path: wirePath(path), flags, mode }), cb, (r) => {
-      forget(this.s, path);
       // A file this made (O_EXCL) or emptied (O_TRUNC drops it) has no capability.
       if (flags & (FS.O_EXCL | FS.O_TRUNC)) wroteData(this.s, path);
       else changed(this.s, path);

@@ -28,25 +28,20 @@ function currentVersion(s: PathOpsState, path: string): string | undefined {
   return kept && kept !== 'missing' ? fingerprint(kept).toString('hex') : undefined;
 }
 
-function known(s: PathOpsState, path: string, key: string): number | undefined {
-  const k = s.xattrLengths.get(path);
-  if (!k) return undefined;
-  if (k.version !== undefined && k.version !== currentVersion(s, path)) return undefined;
-  return k.lengths.get(key);
-}
 
 export function xattr(s: PathOpsState, path: string, op: number, name: Buffer, value: Buffer | undefined, flags: number, size: number, cb: Cb): void {
   const key = name.toString('latin1');
   const version = currentVersion(s, path);
   const remember = (n: number) => {
-    const k = s.xattrLengths.get(path);
-    const same = k && k.version === version;
-    const lengths = same ? k.lengths : new Map<string, number>();
+    const held = s.xattrLengths.get(path);
+    const same = held && held.version === version;
+    const lengths = same ? held.lengths : new Map<string, number>();
     lengths.set(key, n);
     if (!same) s.xattrLengths.set(path, { version, lengths }, version !== undefined ? { ttl: VERSIONED_TTL_MS } : undefined);
   };
   // An absence answers a read of any size; a length only a question for the length.
-  const cached = op === XATTR_GET ? known(s, path, key) : undefined;
+  const k = op === XATTR_GET ? s.xattrLengths.get(path) : undefined;
+  const cached = k && (k.version === undefined || k.version === version) ? k.lengths.get(key) : undefined;
   if (cached !== undefined && (cached < 0 || size === 0)) return cached < 0 ? cb(cached) : cb(0, cached);
   const fresh = s.changes.since();
   s.call(
