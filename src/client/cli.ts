@@ -18,7 +18,7 @@ import { controlRequest } from './master-client';
 import { runThroughMaster } from './master-run';
 
 /** How long a signal during the set-up waits for the relays' BYE to leave. */
-const SETUP_BYE_FLUSH_MS = 1000;
+const SETUP_BYE_FLUSH_MS = 2000;
 
 const VERSION = '0.1.0';
 

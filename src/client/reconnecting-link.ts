@@ -12,6 +12,15 @@ const MAX_DELAY_MS = 5000;
 
 export type LinkState = 'up' | 'down' | 'gone' | 'closed';
 
+/** A relayed channel as the link sees it: what must be said before the connection ends. */
+export interface Farewell {
+  close(): void;
+  byeNow(): void;
+  /** Resolves once what was written to it went to the connection. */
+  handedOver(): Promise<void>;
+  gone: Promise<void>;
+}
+
 export class ReconnectingLink extends EventEmitter {
   state: LinkState = 'up';
   /** The connection that is up (the last one while down). */
@@ -99,25 +108,37 @@ export class ReconnectingLink extends EventEmitter {
   }
 
   /** What must be said on the connection before it ends (the relays' BYE), with its end. */
-  private readonly farewells = new Set<{ close(): void; byeNow(): void; gone: Promise<void> }>();
+  private readonly farewells = new Set<Farewell>();
+
+  /** Set by byeNow: a relayed channel that finishes opening after it says BYE at once. */
+  saidBye = false;
 
   /** At process exit: every relayed channel still open says BYE, without waiting. */
   byeNow(): void {
+    this.saidBye = true;
     if (this.state === 'up') for (const ch of this.farewells) ch.byeNow();
   }
 
   /**
-   * Resolves once what was written to the connection has left this process, or after `ms`:
-   * a BYE queued behind a large write would die with us otherwise.
+   * Resolves once what was written to the relayed channels so far has left this process, or
+   * after `ms`: a BYE queued behind a large write would die with us otherwise. Only what is
+   * queued now is waited for (an empty write's callback comes after those before it): the
+   * file server goes on answering meanwhile, and the queue may never be empty.
    */
   flushed(ms: number): Promise<void> {
     const sock = sshSocket(this.conn);
-    if (!sock || sock.destroyed) return Promise.resolve();
-    while (sock.writableCorked > 0) sock.uncork();
-    if (sock.writableLength === 0) return Promise.resolve();
+    if (this.state !== 'up' || !sock || sock.destroyed) return Promise.resolve();
+    const all = Promise.all([...this.farewells].map((ch) => ch.handedOver())).then(
+      () =>
+        new Promise<void>((resolve) => {
+          while (sock.writableCorked > 0) sock.uncork();
+          if (sock.writableLength === 0 || sock.destroyed) resolve();
+          else sock.write(Buffer.alloc(0), () => resolve());
+        }),
+    );
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
-      sock.once('drain', () => {
+      void all.then(() => {
         clearTimeout(timer);
         resolve();
       });
@@ -125,7 +146,7 @@ export class ReconnectingLink extends EventEmitter {
   }
 
   /** A relayed channel: told to end, and waited for (bounded), before the connection ends. */
-  track(ch: { close(): void; byeNow(): void; gone: Promise<void> }): void {
+  track(ch: Farewell): void {
     this.farewells.add(ch);
     void ch.gone.then(() => this.farewells.delete(ch));
   }

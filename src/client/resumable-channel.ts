@@ -84,8 +84,8 @@ export class ResumableChannel extends Duplex {
       rc.end_('could not open');
       throw err;
     }
-    // Ended (every way out) while it was opening: the relay is told now.
-    if (rc.finished) {
+    // Ended (every way out) while it was opening, or the process is on its way out: the relay is told now.
+    if (rc.finished || link.saidBye) {
       ch.write(resumeFrame(ResumeFrame.BYE, 0));
       ch.end();
     }
@@ -318,6 +318,17 @@ export class ResumableChannel extends Duplex {
     const ch = this.ch ?? this.opening;
     if (this.finished || !ch) return;
     ch.write(resumeFrame(ResumeFrame.BYE, 0));
+  }
+
+  /**
+   * Resolves once what was written to the SSH channel so far (a BYE) went to the connection:
+   * past the channel's window, which may hold it back. (An SSH signal request would not wait,
+   * but sshd refuses it to root logins.)
+   */
+  handedOver(): Promise<void> {
+    const ch = this.ch ?? this.opening;
+    if (!ch || !ch.writable) return Promise.resolve();
+    return new Promise((resolve) => ch.write(Buffer.alloc(0), () => resolve()));
   }
 
   /** As ssh2's close(): abandon the program (the relay ends it). */
