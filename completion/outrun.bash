@@ -4,10 +4,10 @@
 # Installed at PREFIX/share/bash-completion/completions/outrun; or source it from ~/.bashrc.
 
 # Keep in step with `outrun --help` (test/unit/bash-completion.test.ts compares them).
-_outrun_options='-p -l -i -F -o -J -C -v -t -T -S -O -- --stats --cache-paths --cache-size --no-cache --kernel-cache --check --help --version'
-_outrun_options_with_argument='-p -l -i -F -o -J -S -O --cache-paths --cache-size --kernel-cache'
+_outrun_options='-p -l -i -F -o -J -C -v -t -T -S -O -- --stats --cache-paths --cache-size --no-cache --no-chroot --mount --kernel-cache --check --help --version'
+_outrun_options_with_argument='-p -l -i -F -o -J -S -O --cache-paths --cache-size --kernel-cache --mount'
 # The ssh_config keys outrun honours, for -o.
-_outrun_ssh_keys='BatchMode Compression ConnectTimeout GlobalKnownHostsFile HostKeyAlias HostName IdentitiesOnly IdentityAgent IdentityFile Port ProxyCommand ProxyJump ServerAliveCountMax ServerAliveInterval StrictHostKeyChecking User UserKnownHostsFile'
+_outrun_ssh_keys='BatchMode Compression ConnectTimeout GlobalKnownHostsFile HostKeyAlias HostName IdentitiesOnly IdentityAgent IdentityFile Port ProxyCommand ProxyJump SendEnv ServerAliveCountMax ServerAliveInterval StrictHostKeyChecking User UserKnownHostsFile'
 
 # Host names from ssh_config files (Host lines without patterns, Include followed one level) and
 # known_hosts files (plain entries; hashed ones cannot be read back).
@@ -91,6 +91,7 @@ _outrun() {
       -o) mapfile -t COMPREPLY < <(compgen -S = -W "$_outrun_ssh_keys" -- "$cur"); compopt -o nospace 2>/dev/null ;;
       -J) mapfile -t COMPREPLY < <(compgen -W "$(_outrun_hosts "$config")" -- "$cur") ;;
       --cache-paths) mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+      --mount) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
     esac
     return 0
   fi

@@ -57,6 +57,14 @@ options:
   --cache-size SIZE
                   bound on the contents kept on the remote, e.g. 512M, 4G (default 2G)
   --no-cache      keep nothing on the remote between runs
+  --no-chroot     run the remote's own command, not the local one: no chroot, the
+                  remote login's environment plus the local variables SendEnv names
+                  (-o SendEnv=PATTERN, ssh_config's SendEnv), with the local working
+                  directory and the --mount paths at the same paths over the
+                  remote's tree (in a mount namespace of the command's own)
+  --mount PATH[,PATH...]
+                  with --no-chroot: local paths to put there besides the working
+                  directory; may be repeated
   --check         probe the remote and print, one line each, what a run needs and
                   whether it is there (exit 0: a run would work, 1: something is missing)
   --kernel-cache SECONDS
@@ -110,6 +118,10 @@ export interface CliOptions {
   controlCommand?: 'check' | 'exit';
   /** --check: probe the remote for what a run needs (doctor.ts), run nothing. */
   check?: boolean;
+  /** --no-chroot: the remote's own programs, with the local cwd and --mount paths. */
+  noChroot?: boolean;
+  /** --mount (repeatable, comma-separated): local paths as given, besides the cwd. */
+  mounts?: string[];
 }
 
 /** -o ControlPersist's value, as ssh reads it: yes, no, seconds (or 1m, 2h...). */
@@ -245,18 +257,26 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       options.check = true;
       continue;
     }
+    if (arg === '--no-chroot') {
+      options.noChroot = true;
+      continue;
+    }
     if (arg === '--no-cache') {
       options.cachePaths = [];
       continue;
     }
-    const long = /^--(cache-paths|cache-size|kernel-cache)(?:=(.*))?$/s.exec(arg);
+    const long = /^--(cache-paths|cache-size|kernel-cache|mount)(?:=(.*))?$/s.exec(arg);
     if (long) {
       let value = long[2];
       if (value === undefined) {
         if (i + 1 >= argv.length) throw usageError(`option --${long[1]} needs an argument`);
         value = argv[++i];
       }
-      if (long[1] === 'cache-paths') {
+      if (long[1] === 'mount') {
+        const paths = value.split(',');
+        if (paths.some((p) => p === '')) throw usageError(`--mount '${value}': empty path`);
+        options.mounts = [...(options.mounts ?? []), ...paths];
+      } else if (long[1] === 'cache-paths') {
         const trees = parseCachedTrees(value);
         if (trees instanceof Error) throw usageError(trees.message);
         options.cachePaths = trees;
@@ -304,6 +324,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (rest.length === 0) return { action, options, command: [] };
     return { action, options, destination: parseDestination(rest[0]), command: rest.slice(1) };
   }
+  if (options.mounts && !options.noChroot) throw usageError('--mount needs --no-chroot (a chroot run sees the whole local tree)');
   if (options.jump !== undefined && 'proxycommand' in options.sshOptions)
     throw usageError('-J cannot be combined with -o ProxyCommand');
   if (options.controlCommand) {
@@ -357,7 +378,9 @@ function applyOption(options: CliOptions, letter: string, value: string): void {
         if (!('reconnectTimeoutMs' in options)) options.reconnectTimeoutMs = Number(val) * 1000;
         return;
       }
-      if (!(key in options.sshOptions)) options.sshOptions[key] = val;
+      // SendEnv gathers every pattern given (as ssh): one line with all of them.
+      if (key === 'sendenv') options.sshOptions[key] = [options.sshOptions[key], val].filter(Boolean).join(' ');
+      else if (!(key in options.sshOptions)) options.sshOptions[key] = val;
       return;
     }
     case 'S':

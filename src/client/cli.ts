@@ -59,7 +59,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
   const command = parsed.command;
-  const spec = localExecSpec(command);
+  const local = localExecSpec(command);
+  const spec = options.noChroot ? (await import('./host-view-spec')).hostViewSpec(local, options.mounts ?? [], resolved.sendEnv) : local;
   if (socketPath) {
     const status = await runThroughMaster({
       socketPath,

@@ -9,6 +9,11 @@ export interface ExecSpec {
   groups: number[];
   umask: number;
   cwd: string;
+  /**
+   * Where the command runs: in the local tree (chroot, the default), or on the remote's own
+   * tree with these local paths (canonical) bound over it at the same paths (--no-chroot).
+   */
+  view?: { kind: 'host'; paths: string[] };
   rlimits: { resource: number; soft: number | 'inf'; hard: number | 'inf' }[];
   /** Strings, or exact bytes where the local ones are known (they need not be UTF-8). */
   argv: (string | Buffer)[];
@@ -116,18 +121,21 @@ export function localExecSpec(argv: string[]): ExecSpec {
   };
 }
 
-const MAGIC = 'OUTRUN-SPEC-1';
+export const SPEC_MAGIC = 'OUTRUN-SPEC-2';
 const NUL = Buffer.from([0]);
 
 /** Length-prefixed spec, as `outrun-helper exec` reads it after its READY line. */
 export function encodeExecSpec(spec: ExecSpec): Buffer {
   if (spec.argv.length === 0) throw new Error('empty command');
   const fields: (string | Buffer)[] = [
-    MAGIC,
+    SPEC_MAGIC,
     String(spec.uid),
     String(spec.gid),
     spec.umask.toString(8),
     spec.cwd,
+    spec.view ? 'host' : 'chroot',
+    String(spec.view?.paths.length ?? 0),
+    ...(spec.view?.paths ?? []),
     String(spec.groups.length),
     ...spec.groups.map(String),
     String(spec.rlimits.length),

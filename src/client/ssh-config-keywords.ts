@@ -41,6 +41,8 @@ export const SSH_CONFIG_KEYWORDS: Readonly<Record<string, KeywordUse>> = {
   identityfile: honoured,
   identitiesonly: honoured,
   identityagent: honoured,
+  // The local variables a --no-chroot command gets (a chroot one gets the whole environment).
+  sendenv: honoured,
 
   // Connection sharing (issue 11 adds it).
   controlmaster: unsupported('connection sharing', 'no'),
@@ -128,7 +130,6 @@ export const SSH_CONFIG_KEYWORDS: Readonly<Record<string, KeywordUse>> = {
   permitlocalcommand: unsupported('a local command after connecting', 'no'),
   localcommand: noEffect, // only with PermitLocalCommand
   setenv: unsupported('SetEnv (the command gets the local environment)'),
-  sendenv: noEffect, // the command gets the whole local environment anyway
   tcpkeepalive: noEffect, // outrun has its own keepalives (ServerAliveInterval)
   keepalive: noEffect,
   ipqos: noEffect,

@@ -80,6 +80,8 @@ export interface ResolvedHost {
   batchMode: boolean;
   /** Compression (-C): zlib on the SSH transport, for slow links. */
   compression: boolean;
+  /** SendEnv patterns: the local variables a --no-chroot command gets (the rest is the remote's). */
+  sendEnv: string[];
   /** Agent socket path (IdentityAgent, else SSH_AUTH_SOCK); undefined: no agent. */
   identityAgent?: string;
   /** What this was resolved from, so ProxyJump hops can be resolved the same way. */
@@ -294,6 +296,8 @@ interface Settings {
   values: Map<string, string>;
   lists: Map<string, string[]>;
   identityFiles: string[];
+  /** SendEnv patterns, gathered from every line (a `-PATTERN` takes back those it matches). */
+  sendEnv: string[];
   /** ProxyJump and ProxyCommand share one slot: whichever comes first wins. */
   proxy?: { kind: 'jump' | 'command'; value: string };
 }
@@ -377,6 +381,12 @@ function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string, sp
     case 'userknownhostsfile':
     case 'globalknownhostsfile':
       if (!s.lists.has(keyword)) s.lists.set(keyword, args);
+      return;
+    case 'sendenv':
+      for (const a of args) {
+        if (a.startsWith('-')) s.sendEnv = s.sendEnv.filter((p) => !envPatternMatches(a.slice(1), p));
+        else s.sendEnv.push(a);
+      }
       return;
     case 'proxyjump':
       if (args.length > 1) throw configError(where, 'garbage at end of line');
@@ -628,7 +638,7 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
   const env = opts.env ?? process.env;
   const warn = opts.warn ?? defaultWarn;
   const systemConfigFile = opts.systemConfigFile ?? '/etc/ssh/ssh_config';
-  const settings: Settings = { values: new Map(), lists: new Map(), identityFiles: [] };
+  const settings: Settings = { values: new Map(), lists: new Map(), identityFiles: [], sendEnv: [] };
   const ctx: Ctx = { host: opts.host, localUser, home, settings, warn, env, reported: new Set(), finalPass: false, sawFinal: false };
 
   // 1. The command line: -l, -p, -i first, then the -o options.
@@ -746,6 +756,7 @@ export function resolveSshConfig(opts: ResolveOptions): ResolvedHost {
     serverAliveCountMax: Number(v.get('serveralivecountmax') ?? DEFAULT_SERVER_ALIVE_COUNT_MAX),
     batchMode: yesNo(v.get('batchmode') ?? 'no', '', 'BatchMode'),
     compression: yesNo(v.get('compression') ?? 'no', '', 'Compression'),
+    sendEnv: settings.sendEnv,
     source: {
       ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
       home,
@@ -768,4 +779,10 @@ function safeUserName(): string {
   } catch {
     return process.env.USER ?? process.env.LOGNAME ?? 'root';
   }
+}
+
+/** ssh's wildcards for SendEnv: `*` any run of characters, `?` any one. */
+export function envPatternMatches(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return re.test(name);
 }

@@ -101,8 +101,10 @@ READY = b"OUTRUN1 READY\n"
 def spec_bytes(j):
     if "raw_hex" in j:
         return bytes.fromhex(j["raw_hex"])
-    f = [b"OUTRUN-SPEC-1", str(j.get("uid", 0)).encode(), str(j.get("gid", 0)).encode(),
+    f = [b"OUTRUN-SPEC-2", str(j.get("uid", 0)).encode(), str(j.get("gid", 0)).encode(),
          j.get("umask", "022").encode(), j.get("cwd", "/").encode()]
+    v = j.get("view", [])
+    f += [b"host" if j.get("host") else b"chroot", str(len(v)).encode()] + [x.encode() for x in v]
     g = j.get("groups", [])
     f += [str(len(g)).encode()] + [str(x).encode() for x in g]
     r = j.get("rlimits", [])
@@ -415,7 +417,7 @@ good="$(hexspec '{"argv":["true"]}')"
 bad_spec "zero length" "00000000" "length 0 is out of range"
 bad_spec "huge length" "04000001" "out of range"
 bad_spec "truncated" "00000010414243" "unexpected end of input"
-bad_spec "bad magic" "$(python3 -c 'import struct;b=b"OUTRUN-SPEC-2\0";print((struct.pack(">I",len(b))+b).hex())')" "does not start with OUTRUN-SPEC-1"
+bad_spec "bad magic" "$(python3 -c 'import struct;b=b"OUTRUN-SPEC-1\0";print((struct.pack(">I",len(b))+b).hex())')" "does not start with OUTRUN-SPEC-2"
 bad_spec "argc 0" "$(hexspec '{"argv":[]}')" "no command"
 bad_spec "bad uid" "$(hexspec '{"uid":"-1","argv":["true"]}')" "bad uid"
 bad_spec "uid too big" "$(hexspec '{"uid":4294967295,"argv":["true"]}')" "bad uid"
@@ -425,7 +427,7 @@ bad_spec "bad rlimit" "$(hexspec '{"rlimits":["7:10"],"argv":["true"]}')" "RESOU
 bad_spec "unknown rlimit" "$(hexspec '{"rlimits":["99:1:1"],"argv":["true"]}')" "bad rlimit resource"
 bad_spec "soft above hard" "$(hexspec '{"rlimits":["7:inf:10"],"argv":["true"]}')" "soft limit above"
 bad_spec "env without =" "$(hexspec '{"env":["FOO"],"argv":["true"]}')" "not NAME=VALUE"
-bad_spec "count beyond the spec" "$(python3 -c 'import struct;b=b"OUTRUN-SPEC-1\x000\x000\x00022\x00/\x0060000\x00";print((struct.pack(">I",len(b))+b).hex())')" "exceeds the spec"
+bad_spec "count beyond the spec" "$(python3 -c 'import struct;b=b"OUTRUN-SPEC-2\x000\x000\x00022\x00/\x00chroot\x000\x0060000\x00";print((struct.pack(">I",len(b))+b).hex())')" "exceeds the spec"
 # Same spec with one extra NUL at the end and the length counting it.
 trail="$(python3 -c "import struct,sys;b=bytes.fromhex('$good')[4:]+b'x\0';print((struct.pack('>I',len(b))+b).hex())")"
 bad_spec "trailing bytes" "$trail" "unexpected bytes at its end"

@@ -50,11 +50,13 @@ function decode(buf: Buffer): string[] {
 test('encodeExecSpec: length prefix, then NUL-terminated fields in the documented order', () => {
   const enc = encodeExecSpec(spec());
   assert.deepEqual(decode(enc), [
-    'OUTRUN-SPEC-1',
+    'OUTRUN-SPEC-2',
     '1000',
     '100',
     '22',
     '/home/u/dir with space',
+    'chroot',
+    '0',
     '2',
     '100',
     '27',
@@ -76,9 +78,9 @@ test('encodeExecSpec: length prefix, then NUL-terminated fields in the documente
 
 test('encodeExecSpec: exact bytes for a minimal spec', () => {
   const enc = encodeExecSpec({ uid: 0, gid: 0, groups: [], umask: 0, cwd: '/', rlimits: [], argv: ['true'], env: [] });
-  const body = Buffer.from('OUTRUN-SPEC-1\x000\x000\x000\x00/\x000\x000\x001\x00true\x000\x00', 'latin1');
+  const body = Buffer.from('OUTRUN-SPEC-2\x000\x000\x000\x00/\x00chroot\x000\x000\x000\x001\x00true\x000\x00', 'latin1');
   assert.deepEqual([...enc], [0, 0, 0, body.length, ...body]);
-  assert.equal(body.length, 35);
+  assert.equal(body.length, 44);
 });
 
 test('encodeExecSpec: umask is octal, UTF-8 arguments are their bytes', () => {
@@ -198,7 +200,7 @@ test('localExecSpec: this process, and no OUTRUN_* variable', () => {
     const env = s.env.map(String);
     assert.ok(!env.some((e) => e.startsWith('OUTRUN_')));
     assert.ok(env.includes(`PATH=${process.env.PATH}`));
-    assert.equal(decode(encodeExecSpec(s))[0], 'OUTRUN-SPEC-1');
+    assert.equal(decode(encodeExecSpec(s))[0], 'OUTRUN-SPEC-2');
   } finally {
     delete process.env.OUTRUN_TEST_SECRET;
   }

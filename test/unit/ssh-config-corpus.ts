@@ -13,6 +13,21 @@ export interface ConfigCase {
 
 export const CORPUS: ConfigCase[] = [
   {
+    name: 'SendEnv gathers every line, -o too; -PATTERN takes back what it matches',
+    files: {
+      config: `
+SendEnv LANG LC_*
+Host box
+  SendEnv FOO BAR_?
+  SendEnv -LC_*
+Host *
+  SendEnv LANG ZED
+`,
+    },
+    destinations: ['box', 'other'],
+    args: ['-o', 'SendEnv=CLI_ONE', '-o', 'SendEnv=CLI_TWO'],
+  },
+  {
     name: 'first value wins, options before any Host apply to all',
     files: {
       config: `

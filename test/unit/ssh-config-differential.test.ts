@@ -20,7 +20,7 @@ const LOCAL_USER = os.userInfo().username;
 const KEYS = [
   'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'userknownhostsfile', 'globalknownhostsfile',
   'stricthostkeychecking', 'hostkeyalias', 'proxyjump', 'proxycommand', 'connecttimeout', 'serveraliveinterval',
-  'serveralivecountmax', 'batchmode', 'identityagent', 'compression',
+  'serveralivecountmax', 'batchmode', 'identityagent', 'compression', 'sendenv',
 ] as const;
 type Key = (typeof KEYS)[number];
 type Values = Partial<Record<Key, string>>;
@@ -82,6 +82,7 @@ function asSshG(r: ResolvedHost): Values {
   if (r.proxyJump !== undefined) out.proxyjump = r.proxyJump;
   if (r.proxyCommand !== undefined) out.proxycommand = r.proxyCommand;
   if (r.identityAgent !== undefined) out.identityagent = r.identityAgent;
+  if (r.sendEnv.length) out.sendenv = r.sendEnv.join('\n');
   return out;
 }
 

@@ -44,15 +44,17 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "host-view.h"
 #include "userns.h"
 
 #define HELPER_VERSION "1"
 #define SESSION_PARENT "/run/outrun"
 #define READY_LINE "OUTRUN1 READY\n"
-#define SPEC_MAGIC "OUTRUN-SPEC-1"
+#define SPEC_MAGIC "OUTRUN-SPEC-2"
 #define SPEC_MAX (64u * 1024u * 1024u)
 #define MAX_GROUPS 65536u
 #define MAX_RLIMITS 64u
+#define MAX_VIEW_PATHS 128u
 #define SESSION_NAME_MAX 100
 /* The value `signal ... HANGUP` queues with SIGHUP: the local terminal went away. */
 #define HANGUP_VALUE 0x48555030 /* "HUP0" */
@@ -751,6 +753,10 @@ struct spec {
   gid_t gid;
   mode_t umask;
   const char *cwd;
+  /* --no-chroot: the remote's tree with these local paths bound over it (host-view.c). */
+  int host_view;
+  size_t nview;
+  char **view;
   size_t ngroups;
   gid_t *groups;
   size_t nrlimits;
@@ -825,6 +831,20 @@ static void parse_spec(char *buf, size_t len, struct spec *sp) {
   if (!s || s[0] != '/') SPEC_FAIL("malformed exec spec: the working directory is not an absolute path");
   sp->cwd = s;
 
+  s = next_str(&c);
+  if (!s || (strcmp(s, "chroot") != 0 && strcmp(s, "host") != 0)) SPEC_FAIL("malformed exec spec: the view is neither chroot nor host");
+  sp->host_view = strcmp(s, "host") == 0;
+  sp->nview = spec_count(&c, "view path", MAX_VIEW_PATHS);
+  if (sp->nview && !sp->host_view) SPEC_FAIL("malformed exec spec: paths to bind in a chroot view");
+  sp->view = calloc(sp->nview + 1, sizeof(char *));
+  if (!sp->view) SPEC_FAIL("out of memory");
+  for (size_t i = 0; i < sp->nview; i++) {
+    s = next_str(&c);
+    if (!s || s[0] != '/' || strcmp(s, "/") == 0 || strstr(s, "/../") || strstr(s, "/./") || strstr(s, "//"))
+      SPEC_FAIL("malformed exec spec: view path #%zu is not a canonical absolute path below /", i + 1);
+    sp->view[i] = s;
+  }
+
   sp->ngroups = spec_count(&c, "group", MAX_GROUPS);
   sp->groups = calloc(sp->ngroups + 1, sizeof(gid_t));
   if (!sp->groups) SPEC_FAIL("out of memory");
@@ -893,7 +913,7 @@ static void rlim_text(rlim_t v, char *buf, size_t size) {
 }
 
 /* The stages at which the command's process can fail, reported through the error pipe. */
-enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC };
+enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_VIEW, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC };
 
 struct child_error {
   int stage;
@@ -915,6 +935,32 @@ static void restore_tty(void) {
     tcsetattr(0, TCSANOW, &saved_tio);
     tio_saved = 0;
   }
+}
+
+/* --no-chroot: the login's environment (ours, from sshd), with the local variables the spec
+ * carries (SendEnv) put over it, and PWD the working directory. */
+static char **host_environment(const struct spec *sp) {
+  size_t own = 0;
+  while (environ[own]) own++;
+  char **out = calloc(own + sp->envc + 2, sizeof(char *));
+  if (!out) SPEC_FAIL("out of memory");
+  size_t n = 0;
+  for (size_t i = 0; i < own; i++) {
+    const char *eq = strchr(environ[i], '=');
+    size_t name = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    int replaced = strncmp(environ[i], "PWD=", 4) == 0 || strncmp(environ[i], "OLDPWD=", 7) == 0;
+    for (size_t j = 0; !replaced && j < sp->envc; j++)
+      replaced = strncmp(sp->envp[j], environ[i], name) == 0 && sp->envp[j][name] == '=';
+    if (!replaced) out[n++] = environ[i];
+  }
+  for (size_t j = 0; j < sp->envc; j++) out[n++] = sp->envp[j];
+  size_t pl = strlen(sp->cwd) + 5;
+  char *pwd = malloc(pl);
+  if (!pwd) SPEC_FAIL("out of memory");
+  snprintf(pwd, pl, "PWD=%s", sp->cwd);
+  out[n++] = pwd;
+  out[n] = NULL;
+  return out;
 }
 
 __attribute__((noreturn)) static void not_running(const char *session, const char *why) {
@@ -1037,8 +1083,13 @@ static int cmd_exec(int argc, char **argv) {
   pid_t fg_before = tty ? tcgetpgrp(0) : -1;
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) die(EXIT_OUTRUN, "pipe: %s", strerror(errno));
-  char root[PATH_MAX];
-  if (join_path(root, sizeof root, session, "root") < 0) die(EXIT_OUTRUN, "%s/root: %s", session, strerror(errno));
+  char root[PATH_MAX], stage[PATH_MAX];
+  if (join_path(root, sizeof root, session, "root") < 0 || join_path(stage, sizeof stage, session, "view-stage") < 0)
+    die(EXIT_OUTRUN, "%s/root: %s", session, strerror(errno));
+  /* --no-chroot keeps the login's identity where it is root (as `ssh host cmd` would run); a
+   * rootless session's login is the local uid already. */
+  int keep_identity = sp.host_view && getuid() == 0;
+  if (sp.host_view) sp.envp = host_environment(&sp);
 
   pid_t child = fork();
   if (child < 0) {
@@ -1049,7 +1100,15 @@ static int cmd_exec(int argc, char **argv) {
     close(ep[0]);
     if (setpgid(0, 0) < 0) child_fail(ep[1], ST_SETPGID, 0);
     if (tty && tcsetpgrp(0, getpid()) < 0 && errno != ENOTTY) child_fail(ep[1], ST_TCSETPGRP, 0);
-    if (chroot(root) < 0) child_fail(ep[1], ST_CHROOT, 0);
+    if (sp.host_view) {
+      const char *failed;
+      if (host_view(root, stage, sp.view, sp.nview, &failed) < 0) {
+        int at = failed >= buf && failed < buf + len ? (int)(failed - buf) : -1;
+        child_fail(ep[1], ST_VIEW, at);
+      }
+    } else if (chroot(root) < 0) {
+      child_fail(ep[1], ST_CHROOT, 0);
+    }
     /* Limits before dropping privileges, so that raising a hard limit is possible. */
     for (size_t i = 0; i < sp.nrlimits; i++) {
       __rlimit_resource_t res = (__rlimit_resource_t)sp.rlimits[i].resource;
@@ -1064,9 +1123,11 @@ static int cmd_exec(int argc, char **argv) {
     }
     /* A rootless session mapped without newgidmap may not change groups: the command keeps the
      * login's (they show as the overflow gid). */
-    if (!userns_setgroups_denied() && setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
-    if (setgid(sp.gid) < 0) child_fail(ep[1], ST_SETGID, 0);
-    if (setuid(sp.uid) < 0) child_fail(ep[1], ST_SETUID, 0);
+    if (!keep_identity) {
+      if (!userns_setgroups_denied() && setgroups(sp.ngroups, sp.groups) < 0) child_fail(ep[1], ST_SETGROUPS, 0);
+      if (setgid(sp.gid) < 0) child_fail(ep[1], ST_SETGID, 0);
+      if (setuid(sp.uid) < 0) child_fail(ep[1], ST_SETUID, 0);
+    }
     /* Entered as the user, so that permissions are checked as the user. */
     if (chdir(sp.cwd) < 0) child_fail(ep[1], ST_CHDIR, 0);
     umask(sp.umask);
@@ -1108,6 +1169,9 @@ static int cmd_exec(int argc, char **argv) {
       case ST_SETPGID: die(EXIT_OUTRUN, "setpgid: %s", es);
       case ST_TCSETPGRP: die(EXIT_OUTRUN, "making the command the terminal's foreground job: %s", es);
       case ST_CHROOT: die(EXIT_OUTRUN, "chroot to %s: %s", root, es);
+      case ST_VIEW:
+        umsg("cannot put the local %s at the same path on the remote (--no-chroot): %s", ce.arg >= 0 && (size_t)ce.arg < len ? buf + ce.arg : "tree", es);
+        exit(EXIT_OUTRUN);
       case ST_RLIMIT: {
         struct rlim_req *rq = &sp.rlimits[ce.arg >= 0 && (size_t)ce.arg < sp.nrlimits ? ce.arg : 0];
         char soft[24], hard[24];
