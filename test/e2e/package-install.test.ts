@@ -107,7 +107,7 @@ describe('the packed package, installed', { timeout: 300_000 }, () => {
       XDG_DATA_DIRS="$1/share"
       __load_completion outrun || exit 9
       complete -p outrun
-      COMP_WORDS=(outrun --no-c); COMP_CWORD=1
+      COMP_WORDS=(outrun --no-ca); COMP_CWORD=1
       _outrun; printf '%s\\n' "\${COMPREPLY[@]}"`;
     const r = spawnSync('bash', ['--norc', '--noprofile', '-c', script, 'bash', prefix], { encoding: 'utf8', env: cleanEnv });
     assert.equal(r.status, 0, `bash-completion did not load it (${r.status}): ${r.stderr}`);

@@ -5,8 +5,12 @@ import { existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync,
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { readElfDepsFromFile } from '../../src/fs/local/elf';
-import { LibraryClosure, PRELOAD, ResolveOptions, expandDst, glibcSearchSubdirs, resolveLibraryClosure, systemDirsFor } from '../../src/fs/local/library-resolver';
+import { LibraryClosure, PRELOAD, ResolveOptions, dstPlatformFor, expandDst, glibcSearchSubdirs, glibcX86Platform, resolveLibraryClosure, systemDirsFor } from '../../src/fs/local/library-resolver';
+import { EM_X86_64 } from '../../src/fs/local/elf';
 import { walkSymlinks } from '../../src/fs/local/symlink-walk';
+
+/** $PLATFORM on this machine, as the loader will expand it (checked against ldd below). */
+const PLATFORM = dstPlatformFor({ elfClass: 64, machine: EM_X86_64 });
 import { buildElf } from './elf-builder';
 
 interface LddView {
@@ -146,7 +150,7 @@ function write(name: string, text: string) {
 
 before(() => {
   dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'outrun-ldres-')));
-  for (const d of ['lib', 'alt', 'deep', 'lib2', 'bad', 'lib/x86_64-linux-gnu', 'x86_64', 'links']) mkdirSync(path.join(dir, d), { recursive: true });
+  for (const d of ['lib', 'alt', 'deep', 'lib2', 'bad', 'lib/x86_64-linux-gnu', PLATFORM, 'links']) mkdirSync(path.join(dir, d), { recursive: true });
   write('demo.c', 'int demo(void){return 0;}\n');
   write('b.c', 'int b(void){return 0;}\n');
   write('a.c', 'int b(void);int a(void){return b();}\n');
@@ -155,7 +159,7 @@ before(() => {
   gcc(['-shared', '-fPIC', '-Wl,-soname,libdemo.so', '-o', 'lib/libdemo.so', 'demo.c']);
   gcc(['-shared', '-fPIC', '-Wl,-soname,libdemo.so', '-o', 'alt/libdemo.so', 'demo.c']);
   gcc(['-shared', '-fPIC', '-Wl,-soname,libdemo.so', '-o', 'lib/x86_64-linux-gnu/libdemo.so', 'demo.c']);
-  gcc(['-shared', '-fPIC', '-Wl,-soname,libdemo.so', '-o', 'x86_64/libdemo.so', 'demo.c']);
+  gcc(['-shared', '-fPIC', '-Wl,-soname,libdemo.so', '-o', `${PLATFORM}/libdemo.so`, 'demo.c']);
   gcc(['-shared', '-fPIC', '-Wl,-soname,libb.so', '-o', 'deep/libb.so', 'b.c']);
   gcc(['-shared', '-fPIC', '-Wl,-soname,liba.so', '-o', 'lib/liba.so', 'a.c', '-Ldeep', '-lb']);
   gcc(['-shared', '-fPIC', '-Wl,-soname,liba.so', '-Wl,--enable-new-dtags,-rpath,/nonexistent-outrun', '-o', 'lib2/liba.so', 'a.c', '-Ldeep', '-lb']);
@@ -236,9 +240,20 @@ test("the executable's DT_RPATH serves its libraries' dependencies; DT_RUNPATH d
   assert.ok(libRunpath.probes.includes('/nonexistent-outrun/libb.so'));
 });
 
+test("$PLATFORM on x86-64 is glibc's: haswell or xeon_phi on Intel CPUs with their features, else x86_64", () => {
+  const cpu = (vendor: string, flags: string) => `processor\t: 0\nvendor_id\t: ${vendor}\nflags\t\t: ${flags}\n`;
+  const haswell = 'fpu sse2 popcnt movbe fma avx2 bmi1 bmi2 abm';
+  assert.equal(glibcX86Platform(cpu('GenuineIntel', haswell)), 'haswell');
+  assert.equal(glibcX86Platform(cpu('GenuineIntel', `${haswell} avx512cd avx512bw`)), 'haswell');
+  assert.equal(glibcX86Platform(cpu('GenuineIntel', `${haswell} avx512cd avx512er avx512pf`)), 'xeon_phi');
+  assert.equal(glibcX86Platform(cpu('GenuineIntel', haswell.replace(' abm', ''))), 'x86_64');
+  assert.equal(glibcX86Platform(cpu('AuthenticAMD', haswell)), 'x86_64');
+  assert.equal(glibcX86Platform(''), 'x86_64');
+});
+
 test('$LIB and $PLATFORM expand as Debian 12 glibc does', async () => {
   assert.equal(libPath(await checkAgainstLdd('exe_lib_token'), 'libdemo.so'), `${dir}/lib/x86_64-linux-gnu/libdemo.so`);
-  assert.equal(libPath(await checkAgainstLdd('exe_platform_token'), 'libdemo.so'), `${dir}/x86_64/libdemo.so`);
+  assert.equal(libPath(await checkAgainstLdd('exe_platform_token'), 'libdemo.so'), `${dir}/${PLATFORM}/libdemo.so`);
 });
 
 test('a DT_NEEDED holding a path is opened as is', async () => {

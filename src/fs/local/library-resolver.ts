@@ -12,7 +12,7 @@
 // mode only drops LD_LIBRARY_PATH/LD_PRELOAD (not its DST and directory rules); dlopen()ed
 // libraries are not predicted. Which glibc-hwcaps/legacy subdirs apply depends on the CPU that
 // runs the program (the remote's): the caller passes them (hwcapsSubdirs, searchSubdirs).
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DF_1_NODEFLIB, EM_386, EM_AARCH64, EM_ARM, EM_X86_64, ElfDeps, ElfError } from './elf';
 import { readElfDepsCached } from './elf-deps-cache';
@@ -116,11 +116,37 @@ export function dstLibFor(elf: Pick<ElfDeps, 'elfClass' | 'machine' | 'flags' | 
   return t ? `lib/${t}` : 'lib';
 }
 
-/** $PLATFORM: the kernel's AT_PLATFORM for a process of this ABI. */
+/**
+ * $PLATFORM as glibc 2.36 sets it on x86-64: "haswell" or "xeon_phi" on Intel CPUs with
+ * those features (cpu-features.c), else the kernel's "x86_64". From /proc/cpuinfo's text.
+ */
+export function glibcX86Platform(cpuinfo: string): string {
+  const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1];
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
+  if (vendor !== 'GenuineIntel') return 'x86_64';
+  if (flags.has('avx512cd') && flags.has('avx512er') && flags.has('avx512pf')) return 'xeon_phi';
+  // LZCNT shows as "abm" in /proc/cpuinfo.
+  const haswell = ['avx2', 'fma', 'bmi1', 'bmi2', 'abm', 'movbe', 'popcnt'].every((f) => flags.has(f));
+  return haswell ? 'haswell' : 'x86_64';
+}
+
+let localX86Platform: string | undefined;
+function x86Platform(): string {
+  if (localX86Platform === undefined) {
+    try {
+      localX86Platform = glibcX86Platform(readFileSync('/proc/cpuinfo', 'utf8'));
+    } catch {
+      localX86Platform = 'x86_64';
+    }
+  }
+  return localX86Platform;
+}
+
+/** $PLATFORM for a process of this ABI (this machine's CPU stands in for the remote's). */
 export function dstPlatformFor(elf: Pick<ElfDeps, 'elfClass' | 'machine'>): string {
   switch (elf.machine) {
     case EM_X86_64:
-      return 'x86_64';
+      return x86Platform();
     case EM_386:
       return 'i686';
     case EM_AARCH64:
