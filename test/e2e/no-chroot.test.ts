@@ -110,6 +110,25 @@ describe('--no-chroot: the remote\'s own programs on local files', { timeout: 30
     });
   }
 
+  test('through a master: a --no-chroot run and a chroot run, one after the other, each sees its own tree', async () => {
+    const socket = path.join(mkdtempSync(path.join(tmpdir(), 'outrun-nochroot-sock-')), 'm');
+    const via = ['-F', SSH_CONFIG, '-S', socket, '-o', 'ControlPersist=60'];
+    try {
+      const host = await outrun([...via, '--no-chroot', 'box', 'sh', '-c', `cat /etc/hostname; cat ${boxOnly}; sha256sum "sub dir/r4097"`], { cwd: work });
+      assert.equal(host.status, 0, host.stderr);
+      const [name, only, sum] = host.stdout.toString().trim().split('\n');
+      assert.equal(name, boxShell('cat /etc/hostname').trim());
+      assert.equal(only, 'only-on-the-box');
+      assert.equal(sum!.split(/\s+/)[0], sha256(readFileSync(path.join(work, 'sub dir', 'r4097'))));
+      const local = await outrun([...via, 'box', 'sh', '-c', `cat /etc/hostname; test -e ${boxOnly} && echo box-file || echo no-box-file`], { cwd: work });
+      assert.equal(local.status, 0, local.stderr);
+      assert.equal(local.stdout.toString(), `${readFileSync('/etc/hostname', 'utf8').trim()}\nno-box-file\n`);
+    } finally {
+      await outrun(['-F', SSH_CONFIG, '-S', socket, '-O', 'exit', 'box']);
+      rmSync(path.dirname(socket), { recursive: true, force: true });
+    }
+  });
+
   test('bad --mount and --no-chroot lines: one line each, exit 2, nothing run', async () => {
     const cases: [string[], RegExp][] = [
       [['--mount', other, 'box', 'true'], /--mount needs --no-chroot/],
@@ -122,6 +141,20 @@ describe('--no-chroot: the remote\'s own programs on local files', { timeout: 30
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, line);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+
+  test('a local directory where the box has a file: one line, 254, the box\'s file untouched', async () => {
+    const clash = mkdtempSync(path.join(tmpdir(), 'outrun-nochroot-clash-'));
+    boxShell(`echo box-file > ${clash}`);
+    try {
+      const r = await outrun(['-F', SSH_CONFIG, '--no-chroot', '--mount', clash, 'box', 'true'], { cwd: work });
+      assert.equal(r.status, 254);
+      assert.equal(r.stderr, `outrun: cannot put the local ${clash} at the same path on the remote (--no-chroot): Not a directory\n`);
+      assert.equal(boxShell(`cat ${clash}`), 'box-file\n');
+    } finally {
+      boxShell(`rm -f ${clash}`);
+      rmSync(clash, { recursive: true, force: true });
     }
   });
 
