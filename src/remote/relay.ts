@@ -11,7 +11,7 @@
 // and removes its directory: nothing of the session is left.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,12 +36,23 @@ interface Transport {
   close(): void;
 }
 
+/** Set once the relay has its directory: the log is kept there too (it goes with the relay). */
+let logFile: string | undefined;
+
 const log = (msg: string) => {
-  // The first channel's stderr; after it is gone there is nobody to tell.
+  // The first channel's stderr; after it is gone there is nobody to tell, but a relay that
+  // stays (waiting for the client) can be asked why: its directory's log.
   try {
     process.stderr.write(`relay: ${msg}\n`);
   } catch {
     /* gone */
+  }
+  if (logFile) {
+    try {
+      appendFileSync(logFile, `${new Date().toISOString()} ${msg}\n`, { mode: 0o600 });
+    } catch {
+      /* a full disk does not stop the relay */
+    }
   }
 };
 
@@ -101,6 +112,7 @@ class Relay {
   constructor(program: string[], private readonly secret: Buffer, private readonly limitMs: number, first: Transport) {
     this.dir = mkdtempSync(join(tmpdir(), RELAY_DIR_PREFIX));
     chmodSync(this.dir, 0o700);
+    logFile = join(this.dir, 'log');
     // However we exit (even an internal error), our directory goes with us. The program
     // ends by itself once its pipes close (the agent, at end of file; the command with it).
     process.on('exit', () => rmSync(this.dir, { recursive: true, force: true }));

@@ -89,6 +89,8 @@ export async function waitBoxClean(ms = 5000): Promise<string> {
     await new Promise((r) => setTimeout(r, 200));
     left = boxLeftovers();
   }
+  // Why a relay stayed, in its own words (relay.ts keeps a log in its directory).
+  if (left) left += `\n${boxShell('for f in /tmp/outrun-relay-*/log; do [ -f "$f" ] && sed "s|^|$f: |" "$f"; done; true').trim()}`;
   return left;
 }
 
