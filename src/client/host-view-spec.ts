@@ -3,18 +3,17 @@
 // under the FUSE mount an absolute link would point into the remote's tree), go to the same
 // paths on the remote; of the local environment only what SendEnv names goes (the rest is the
 // remote login's, added by the helper).
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { OutrunError } from './errors';
 import type { ExecSpec } from './exec-spec';
-import { envPatternMatches } from './ssh-config';
+import { matchPattern } from './ssh-config';
 
 export function hostViewSpec(spec: ExecSpec, mounts: string[], sendEnv: string[], cwd = process.cwd()): ExecSpec {
   const canonical = (p: string, what: string): string => {
     let real: string;
     try {
       real = realpathSync(resolve(cwd, p));
-      statSync(real);
     } catch (err) {
       throw new OutrunError('USAGE', `${what} ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such local file or directory' : (err as Error).message}`, { cause: err });
     }
@@ -30,7 +29,7 @@ export function hostViewSpec(spec: ExecSpec, mounts: string[], sendEnv: string[]
   const sent = (entry: string | Buffer): boolean => {
     const text = Buffer.isBuffer(entry) ? entry.toString('latin1') : entry;
     const name = text.slice(0, text.indexOf('='));
-    return name !== 'PWD' && sendEnv.some((p) => envPatternMatches(p, name));
+    return name !== 'PWD' && sendEnv.some((p) => matchPattern(p, name, false));
   };
   return { ...spec, cwd: here, view: { kind: 'host', paths }, env: spec.env.filter(sent) };
 }

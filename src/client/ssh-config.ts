@@ -384,7 +384,7 @@ function applyKeyword(ctx: Ctx, keyword: string, rest: string, where: string, sp
       return;
     case 'sendenv':
       for (const a of args) {
-        if (a.startsWith('-')) s.sendEnv = s.sendEnv.filter((p) => !envPatternMatches(a.slice(1), p));
+        if (a.startsWith('-')) s.sendEnv = s.sendEnv.filter((p) => !matchPattern(a.slice(1), p, false));
         else s.sendEnv.push(a);
       }
       return;
@@ -779,10 +779,4 @@ function safeUserName(): string {
   } catch {
     return process.env.USER ?? process.env.LOGNAME ?? 'root';
   }
-}
-
-/** ssh's wildcards for SendEnv: `*` any run of characters, `?` any one. */
-export function envPatternMatches(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
-  return re.test(name);
 }

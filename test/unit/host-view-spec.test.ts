@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { hostViewSpec } from '../../src/client/host-view-spec';
-import { envPatternMatches } from '../../src/client/ssh-config';
+import { matchPattern } from '../../src/client/ssh-config';
 import type { ExecSpec } from '../../src/client/exec-spec';
 
 const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'outrun-hostview-')));
@@ -13,15 +13,16 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const base = (env: (string | Buffer)[]): ExecSpec => ({ uid: 1, gid: 1, groups: [], umask: 0o22, cwd: '/x', rlimits: [], argv: ['true'], env });
 
-test('SendEnv patterns: * and ? as ssh, anchored, regex characters literal', () => {
-  assert.ok(envPatternMatches('LC_*', 'LC_ALL'));
-  assert.ok(envPatternMatches('LANG', 'LANG'));
-  assert.ok(!envPatternMatches('LANG', 'LANGUAGE'));
-  assert.ok(envPatternMatches('A?C', 'ABC'));
-  assert.ok(!envPatternMatches('A?C', 'AC'));
-  assert.ok(!envPatternMatches('A.C', 'ABC'));
-  assert.ok(envPatternMatches('A.C', 'A.C'));
-  assert.ok(envPatternMatches('*', 'ANY'));
+test('SendEnv patterns (matchPattern, case-sensitive): * and ? as ssh, anchored, regex characters literal', () => {
+  assert.ok(matchPattern('LC_*', 'LC_ALL', false));
+  assert.ok(matchPattern('LANG', 'LANG', false));
+  assert.ok(!matchPattern('LANG', 'LANGUAGE', false));
+  assert.ok(matchPattern('A?C', 'ABC', false));
+  assert.ok(!matchPattern('A?C', 'AC', false));
+  assert.ok(!matchPattern('A.C', 'ABC', false));
+  assert.ok(matchPattern('A.C', 'A.C', false));
+  assert.ok(matchPattern('*', 'ANY', false));
+  assert.ok(!matchPattern('lang', 'LANG', false));
 });
 
 test('the cwd and each mount canonical, once each; only SendEnv variables, never PWD', () => {

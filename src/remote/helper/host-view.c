@@ -41,6 +41,13 @@ static int path_of(char *out, size_t size, const char *a, const char *b) {
   return 0;
 }
 
+/* What follows `dir` in `path` when `path` lies below it ("a/b" for "/x" and "/x/a/b"), else NULL. */
+static const char *below_dir(const char *dir, const char *path) {
+  if (strcmp(dir, "/") == 0) return path + 1;
+  size_t n = strlen(dir);
+  return strncmp(path, dir, n) == 0 && path[n] == '/' ? path + n + 1 : NULL;
+}
+
 /* A stand-in for entry `name` of `from` in `to`: the same kind of node, the original bound on it
  * (a symlink is copied). An entry that cannot be bound is left out (it stays as it was on the
  * remote for nobody: the tmpfs hides it). */
@@ -85,14 +92,13 @@ static int replicate(const char *dir, const char *stage) {
   }
   closedir(d);
   if (rc < 0) return -1;
-  /* The stage lies inside the tree when `dir` holds it: its copy in the stand-in goes. */
+  /* When `dir` holds the stage, the entry bound through brought a copy of the stage's own
+   * mount along (at the stage's path inside the stand-in): it goes. */
+  const char *below = below_dir(dir, stage);
   char inner[PATH_MAX];
-  if (path_of(inner, sizeof inner, stage, stage + strlen(dir) - (strcmp(dir, "/") == 0 ? 1 : 0)) == 0 &&
-      strncmp(stage, dir, strlen(dir)) == 0)
-    umount2(inner, MNT_DETACH);
+  if (below && path_of(inner, sizeof inner, stage, below) == 0) umount2(inner, MNT_DETACH);
   chmod(stage, st.st_mode & 07777);
-  if (chown(stage, st.st_uid, st.st_gid) < 0) { /* a rootless view may not: it stays ours */
-  }
+  (void)!chown(stage, st.st_uid, st.st_gid); /* a rootless view may not: the stand-in stays ours */
   if (strcmp(dir, "/") == 0) {
     /* A mount over / is not seen from /: the stand-in becomes the root instead. */
     if (chroot(stage) < 0 || chdir("/") < 0) return -1;
@@ -111,15 +117,11 @@ static int make_point(const char *path, int dir, const char *stage) {
   struct stat st;
   for (;;) {
     char *slash = strrchr(anc, '/');
-    if (slash == anc) {
-      anc[1] = '\0';
-      break;
-    }
-    *slash = '\0';
+    if (slash == anc) slash[1] = '\0';
+    else *slash = '\0';
     if (stat(anc, &st) == 0) break;
-    if (errno != ENOENT) return -1;
+    if (errno != ENOENT || slash == anc) return -1;
   }
-  if (stat(anc, &st) < 0) return -1;
   if (!S_ISDIR(st.st_mode)) {
     errno = ENOTDIR;
     return -1;
@@ -162,10 +164,6 @@ int host_view(const char *root, const char *stage, char **paths, size_t n, const
   for (size_t i = 0; i < n; i++) {
     const char *p = paths[i];
     *failed = p;
-    if (p[0] != '/' || strcmp(p, "/") == 0) {
-      errno = EINVAL;
-      return -1;
-    }
     if (snprintf(src, sizeof src, "%s%s", root, p) >= (int)sizeof src) {
       errno = ENAMETOOLONG;
       return -1;

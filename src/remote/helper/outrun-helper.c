@@ -1085,7 +1085,7 @@ static int cmd_exec(int argc, char **argv) {
   if (pipe2(ep, O_CLOEXEC) < 0) die(EXIT_OUTRUN, "pipe: %s", strerror(errno));
   char root[PATH_MAX], stage[PATH_MAX];
   if (join_path(root, sizeof root, session, "root") < 0 || join_path(stage, sizeof stage, session, "view-stage") < 0)
-    die(EXIT_OUTRUN, "%s/root: %s", session, strerror(errno));
+    die(EXIT_OUTRUN, "%s: %s", session, strerror(errno));
   /* --no-chroot keeps the login's identity where it is root (as `ssh host cmd` would run); a
    * rootless session's login is the local uid already. */
   int keep_identity = sp.host_view && getuid() == 0;
