@@ -110,6 +110,28 @@ describe('--no-chroot: the remote\'s own programs on local files', { timeout: 30
     });
   }
 
+  test('a path under a top-level directory the box lacks: / itself is stood in for, the box\'s entries still there', async () => {
+    // The suite runs as root: a top-level directory of its own, removed after.
+    const top = mkdtempSync('/outrun-nochroot-top-');
+    const file = path.join(top, 'deep', 'f.bin');
+    mkdirSync(path.dirname(file));
+    writeFileSync(file, randomBytes(70000));
+    try {
+      const r = await outrun(['-F', SSH_CONFIG, '--no-chroot', '--mount', file, 'box', 'sh', '-c', `sha256sum ${file}; ls /; cat /etc/hostname; grep -c outrun-view /proc/self/mountinfo`], { cwd: work });
+      assert.equal(r.status, 0, r.stderr);
+      const lines = r.stdout.toString().trim().split('\n');
+      assert.equal(lines[0]!.split(/\s+/)[0], sha256(readFileSync(file)));
+      const boxRoot = boxShell('ls /').trim().split('\n');
+      assert.deepEqual(lines.slice(1, -2), [...boxRoot, top.slice(1)].sort());
+      assert.equal(lines.at(-2), boxShell('cat /etc/hostname').trim());
+      // One stand-in for / (the copy of the stage's own mount it brought along is gone), one for /tmp (the cwd).
+      assert.equal(lines.at(-1), '2');
+      assert.equal(boxShell(`test -e ${top} && echo there || echo absent`).trim(), 'absent');
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   test('through a master: a --no-chroot run and a chroot run, one after the other, each sees its own tree', async () => {
     const socket = path.join(mkdtempSync(path.join(tmpdir(), 'outrun-nochroot-sock-')), 'm');
     const via = ['-F', SSH_CONFIG, '-S', socket, '-o', 'ControlPersist=60'];
