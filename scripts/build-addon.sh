@@ -3,7 +3,11 @@
 # (src/remote/fuse-addon/*.c -> dist/runtime-addon/fuse-kernel.node, shipped to remotes) and
 # the local file server's (src/client/local-addon/*.c -> dist/local-addon/local-fs.node). Needs gcc; the N-API headers come
 # from the node-api-headers package (a dev dependency), so no node-gyp or Python is involved.
-# CC may name another compiler (e.g. a cross gcc); it gets the same flags.
+#
+#   scripts/build-addon.sh                    both addons, for this machine
+#   CC=aarch64-linux-gnu-gcc scripts/build-addon.sh --fuse-only OUT
+#                                             only the FUSE addon, with CC (a cross gcc), into OUT:
+#                                             the runtime for a remote of another architecture
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,5 +33,14 @@ build() { # build SRC_DIR OUT
   echo "$out"
 }
 
-build "$root/src/remote/fuse-addon" "$root/dist/runtime-addon/fuse-kernel.node"
-build "$root/src/client/local-addon" "$root/dist/local-addon/local-fs.node"
+case "${1:-}" in
+  --fuse-only)
+    [[ $# -eq 2 ]] || fail "usage: CC=CROSS-gcc $0 --fuse-only OUT"
+    build "$root/src/remote/fuse-addon" "$2"
+    ;;
+  '')
+    build "$root/src/remote/fuse-addon" "$root/dist/runtime-addon/fuse-kernel.node"
+    build "$root/src/client/local-addon" "$root/dist/local-addon/local-fs.node"
+    ;;
+  *) fail "usage: $0 [--fuse-only OUT]" ;;
+esac
