@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// Builds the runtime that outrun ships to a bare remote, into dist/runtime/:
+// Builds the runtime that outrun ships to a bare remote, into dist/runtime/ (this machine's
+// architecture) or dist/runtime-<machine>/ (another one, e.g. dist/runtime-aarch64 on x86_64):
 //
-//   node                      copy of the local node binary (process.execPath)
-//   lib/<ld.so>               the local dynamic loader (basename of node's PT_INTERP)
-//   lib/*.so*                 every shared library node needs (ldd, on this machine)
+//   node                      copy of the local node binary (process.execPath); for another
+//                             architecture, Node from the npm registry's per-platform package
+//   lib/<ld.so>               the dynamic loader (basename of node's PT_INTERP)
+//   lib/*.so*                 every shared library node needs (ldd on this machine; for another
+//                             architecture, the DT_NEEDED closure from Debian's cross libraries)
 //   fuse-kernel.node          the agent's FUSE addon, from scripts/build-addon.sh (rerun here
 //                             only when dist/runtime-addon/fuse-kernel.node is older than its sources)
 //   agent.js                  esbuild bundle of src/remote/agent.ts
@@ -14,7 +17,8 @@
 // The id is the first 32 hex chars of sha256(canonical JSON of files): identical content gives
 // the identical id (src/client/runtime.ts computes it the same way and checks it on load).
 //
-// Usage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]
+// Usage: node scripts/build-runtime.mjs [--machine=M] [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]
+//   --machine      build for M (x86_64, aarch64: scripts/runtime-targets.mjs), default this machine
 //   --agent-entry  bundle FILE instead of src/remote/agent.ts (testing)
 //   --agent-bundle take an already bundled agent.js (an installed package has no esbuild)
 //   --helper       take a prebuilt outrun-helper instead of running scripts/build-helper.sh
@@ -25,6 +29,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NODE_VERSION, TARGETS, machineOfArch } from './runtime-targets.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MANIFEST_VERSION = 1;
@@ -37,10 +42,6 @@ function canonicalJson(value) {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
-}
-
-function unameMachine(arch) {
-  return { x64: 'x86_64', arm64: 'aarch64' }[arch];
 }
 
 function sha256File(file) {
@@ -167,8 +168,9 @@ async function bundleAgent(entry) {
 }
 
 /** `out`, (re)built by scripts/`scriptName` unless it is already newer than that script and
- * every file in `srcRel` (scripts/build.mjs builds both native pieces first). */
-function builtFromSources(scriptName, srcRel, outRel) {
+ * every file in `srcRel` (scripts/build.mjs builds both native pieces first). `env` and `args`
+ * go to the script (a cross compiler in CC, an output path). */
+function builtFromSources(scriptName, srcRel, outRel, { env, args = [] } = {}) {
   const script = path.join(ROOT, 'scripts', scriptName);
   const out = path.join(ROOT, outRel);
   const srcDir = path.join(ROOT, srcRel);
@@ -179,7 +181,7 @@ function builtFromSources(scriptName, srcRel, outRel) {
   const outMtime = fs.existsSync(out) ? fs.statSync(out).mtimeMs : -1;
   if (inputs.some((f) => fs.statSync(f).mtimeMs > outMtime)) {
     try {
-      execFileSync('bash', [script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync('bash', [script, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
     } catch (err) {
       throw new BuildError(`scripts/${scriptName} failed (${err.status != null ? `exit ${err.status}` : err.message})`);
     }
@@ -188,41 +190,134 @@ function builtFromSources(scriptName, srcRel, outRel) {
   return out;
 }
 
-/**
- * Build dist/runtime. Returns { dir, id, machine, files, copied, reused, bytes, ms }.
- * @param {{ agentEntry?: string, agentBundle?: string, helper?: string, outDir?: string, log?: (s: string) => void }} [opts]
- */
-export async function buildRuntime(opts = {}) {
-  const t0 = Date.now();
-  const outDir = path.resolve(opts.outDir ?? path.join(ROOT, 'dist/runtime'));
-  const machine = unameMachine(process.arch);
-  if (process.platform !== 'linux' || !machine) {
-    throw new BuildError(`the outrun runtime can only be built on Linux x64 or arm64, not ${process.platform}-${process.arch}`);
+/** The names in `file`'s DT_NEEDED entries (readelf reads an ELF file of any architecture). */
+function neededLibraries(file) {
+  let out;
+  try {
+    out = execFileSync('readelf', ['-dW', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    throw new BuildError(`readelf -d ${file} failed: ${String(err.stderr || err.message).trim()} (Debian: apt-get install binutils)`);
   }
-  const agentEntry = path.resolve(opts.agentEntry ?? path.join(ROOT, 'src/remote/agent.ts'));
-  if (!opts.agentBundle && !fs.existsSync(agentEntry)) {
-    throw new BuildError(`${path.relative(ROOT, agentEntry)} does not exist yet, so the agent cannot be bundled`);
-  }
-  const fuseAddon = builtFromSources('build-addon.sh', 'src/remote/fuse-addon', 'dist/runtime-addon/fuse-kernel.node');
+  return [...out.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+}
 
-  // 1. Sources: what goes where, and with which mode.
+/** The shared libraries `files` need, transitively, found in `dirs` (a cross toolchain's
+ * libraries), as { soname: realPath }; the loader itself is left out. */
+function crossLibraries(files, dirs, loaderBase, hint) {
+  const libs = {};
+  const queue = [...files];
+  while (queue.length > 0) {
+    for (const name of neededLibraries(queue.shift())) {
+      if (name === loaderBase || libs[name]) continue;
+      const found = dirs.map((d) => path.join(d, name)).find((f) => fs.existsSync(f));
+      if (!found) throw new BuildError(`${name} is not in ${dirs.join(' or ')}: ${hint}`);
+      libs[name] = fs.realpathSync(found);
+      queue.push(libs[name]);
+    }
+  }
+  return libs;
+}
+
+/** Node for `target` from the npm registry's per-platform package, checked against the pinned
+ * integrity and kept in node_modules/.cache (a second build downloads nothing). */
+function foreignNode(target) {
+  const dir = path.join(ROOT, 'node_modules/.cache/outrun-node', `${target.nodePackage}-${NODE_VERSION}`);
+  const bin = path.join(dir, 'package/bin/node');
+  if (fs.existsSync(bin)) return bin;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const spec = `${target.nodePackage}@${NODE_VERSION}`;
+  try {
+    execFileSync('npm', ['pack', spec, '--pack-destination', dir, '--silent'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    throw new BuildError(`npm pack ${spec} failed: ${String(err.stderr || err.message).trim()} (the npm registry must be reachable)`);
+  }
+  const tgz = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'));
+  if (!tgz) throw new BuildError(`npm pack ${spec} produced no tarball`);
+  const integrity = `sha512-${createHash('sha512').update(fs.readFileSync(path.join(dir, tgz))).digest('base64')}`;
+  if (integrity !== target.nodeIntegrity) {
+    throw new BuildError(`${spec} from the registry has integrity ${integrity}, expected ${target.nodeIntegrity} (scripts/runtime-targets.mjs)`);
+  }
+  execFileSync('tar', ['-xzf', tgz, 'package/bin/node'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  fs.rmSync(path.join(dir, tgz));
+  return bin;
+}
+
+/** Where a foreign runtime's pieces come from: { nodeBin, interpSrc, fuseAddon, helper, libs }. */
+function foreignPieces(machine, target, helperOverride) {
+  const cc = `${target.triple}-gcc`;
+  const hint = `install ${target.debianPackages.join(' ')} (scripts/system-packages build does), or build only this machine's runtime with OUTRUN_RUNTIME_TARGETS=local`;
+  try {
+    execFileSync(cc, ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new BuildError(`cannot build the ${machine} runtime: ${cc} is missing; ${hint}`);
+  }
+  const nodeBin = foreignNode(target);
+  const interp = elfInterpreter(nodeBin);
+  if (!interp) throw new BuildError(`${nodeBin} is statically linked: expected a dynamic node`);
+  const dirs = [`/usr/${target.triple}/lib`, `/usr/lib/${target.triple}`];
+  const interpSrc = dirs.map((d) => path.join(d, path.basename(interp))).find((f) => fs.existsSync(f));
+  if (!interpSrc) throw new BuildError(`the ${machine} loader ${path.basename(interp)} is not in ${dirs.join(' or ')}: ${hint}`);
+  const env = { CC: cc };
+  const fuseAddon = builtFromSources('build-addon.sh', 'src/remote/fuse-addon', `dist/runtime-addon-${machine}/fuse-kernel.node`, {
+    env,
+    args: ['--fuse-only', path.join(ROOT, `dist/runtime-addon-${machine}/fuse-kernel.node`)],
+  });
+  const helper = helperOverride
+    ? path.resolve(helperOverride)
+    : builtFromSources('build-helper.sh', 'src/remote/helper', `dist/runtime-helper-${machine}/outrun-helper`, {
+        env,
+        args: [path.join(ROOT, `dist/runtime-helper-${machine}/outrun-helper`)],
+      });
+  const libs = crossLibraries([nodeBin, fuseAddon], dirs, path.basename(interp), hint);
+  return { nodeBin, interpSrc: fs.realpathSync(interpSrc), loaderBase: path.basename(interp), fuseAddon, helper, libs };
+}
+
+/** This machine's pieces: its own node, loader and libraries (ldd), addon and helper. */
+function localPieces(helperOverride) {
+  const fuseAddon = builtFromSources('build-addon.sh', 'src/remote/fuse-addon', 'dist/runtime-addon/fuse-kernel.node');
   const nodeBin = fs.realpathSync(process.execPath);
   const interp = elfInterpreter(nodeBin);
   if (!interp) throw new BuildError(`${nodeBin} is statically linked: expected a dynamic node`);
   const loaderBase = path.basename(interp);
+  const libs = {};
+  for (const f of [nodeBin, fuseAddon]) {
+    for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, []))) libs[name] ??= src;
+  }
+  const helper = helperOverride
+    ? path.resolve(helperOverride)
+    : builtFromSources('build-helper.sh', 'src/remote/helper', 'dist/runtime-helper/outrun-helper');
+  return { nodeBin, interpSrc: fs.realpathSync(interp), loaderBase, fuseAddon, helper, libs };
+}
+
+/**
+ * Build dist/runtime (or dist/runtime-<machine> for `machine`, another architecture). Returns { dir, id, machine, files, copied, reused, bytes, ms }.
+ * @param {{ machine?: string, agentEntry?: string, agentBundle?: string, helper?: string, outDir?: string, log?: (s: string) => void }} [opts]
+ */
+export async function buildRuntime(opts = {}) {
+  const t0 = Date.now();
+  const local = machineOfArch(process.arch);
+  if (process.platform !== 'linux' || !local) {
+    throw new BuildError(`the outrun runtime can only be built on Linux x64 or arm64, not ${process.platform}-${process.arch}`);
+  }
+  const machine = opts.machine ?? local;
+  const target = TARGETS[machine];
+  if (!target) throw new BuildError(`no runtime target ${machine}: choose one of ${Object.keys(TARGETS).join(', ')}`);
+  const outDir = path.resolve(opts.outDir ?? path.join(ROOT, machine === local ? 'dist/runtime' : `dist/runtime-${machine}`));
+  const agentEntry = path.resolve(opts.agentEntry ?? path.join(ROOT, 'src/remote/agent.ts'));
+  if (!opts.agentBundle && !fs.existsSync(agentEntry)) {
+    throw new BuildError(`${path.relative(ROOT, agentEntry)} does not exist yet, so the agent cannot be bundled`);
+  }
+
+  // 1. Sources: what goes where, and with which mode.
+  const pieces = machine === local ? localPieces(opts.helper) : foreignPieces(machine, target, opts.helper);
   /** rel => { src, mode } */
   const sources = new Map();
-  sources.set('node', { src: nodeBin, mode: 0o755 });
-  sources.set(`lib/${loaderBase}`, { src: fs.realpathSync(interp), mode: 0o755 });
-  sources.set('fuse-kernel.node', { src: fs.realpathSync(fuseAddon), mode: 0o644 });
-  for (const f of [nodeBin, fuseAddon]) {
-    for (const [name, src] of Object.entries(sharedLibraries(f, loaderBase, []))) {
-      if (!sources.has(`lib/${name}`)) sources.set(`lib/${name}`, { src, mode: 0o644 });
-    }
-  }
-  const helper = opts.helper
-    ? path.resolve(opts.helper)
-    : builtFromSources('build-helper.sh', 'src/remote/helper', 'dist/runtime-helper/outrun-helper');
+  sources.set('node', { src: pieces.nodeBin, mode: 0o755 });
+  sources.set(`lib/${pieces.loaderBase}`, { src: pieces.interpSrc, mode: 0o755 });
+  sources.set('fuse-kernel.node', { src: fs.realpathSync(pieces.fuseAddon), mode: 0o644 });
+  for (const [name, src] of Object.entries(pieces.libs)) sources.set(`lib/${name}`, { src, mode: 0o644 });
+  const helper = pieces.helper;
   if (!fs.existsSync(helper)) throw new BuildError(`outrun-helper ${helper} does not exist`);
   if (elfInterpreter(helper)) opts.log?.(`build-runtime: warning: ${helper} is not a static binary`);
   sources.set('outrun-helper', { src: fs.realpathSync(helper), mode: 0o755 });
@@ -302,12 +397,12 @@ export async function buildRuntime(opts = {}) {
 async function main() {
   const opts = { log: (s) => console.error(s) };
   for (const arg of process.argv.slice(2)) {
-    const m = /^--(agent-entry|agent-bundle|helper|out)=(.+)$/.exec(arg);
+    const m = /^--(machine|agent-entry|agent-bundle|helper|out)=(.+)$/.exec(arg);
     if (!m) {
-      console.error(`build-runtime: unknown argument ${arg}\nusage: node scripts/build-runtime.mjs [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]`);
+      console.error(`build-runtime: unknown argument ${arg}\nusage: node scripts/build-runtime.mjs [--machine=M] [--agent-entry=FILE] [--agent-bundle=FILE] [--helper=FILE] [--out=DIR]`);
       process.exit(2);
     }
-    opts[{ 'agent-entry': 'agentEntry', 'agent-bundle': 'agentBundle', helper: 'helper', out: 'outDir' }[m[1]]] = m[2];
+    opts[{ machine: 'machine', 'agent-entry': 'agentEntry', 'agent-bundle': 'agentBundle', helper: 'helper', out: 'outDir' }[m[1]]] = m[2];
   }
   try {
     const r = await buildRuntime(opts);

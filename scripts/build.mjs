@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The whole build, in order: message code from proto/, TypeScript, the static helper, and
-// the runtime shipped to remotes (which bundles the agent and includes the helper).
+// the runtimes shipped to remotes (which bundle the agent and include the helper): this
+// machine's architecture's, then every other one in scripts/runtime-targets.mjs (cross-built).
+// OUTRUN_RUNTIME_TARGETS=local builds only this machine's (no cross compiler, no download).
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,3 +47,14 @@ fs.chmodSync(cli, 0o755);
 run('bash', [path.join(ROOT, 'scripts/build-helper.sh')]);
 run('bash', [path.join(ROOT, 'scripts/build-addon.sh')]);
 run(process.execPath, [path.join(ROOT, 'scripts/build-runtime.mjs')]);
+const { TARGETS, machineOfArch } = await import('./runtime-targets.mjs');
+const only = process.env.OUTRUN_RUNTIME_TARGETS;
+if (only !== undefined && only !== 'local' && only !== 'all') {
+  console.error(`build: OUTRUN_RUNTIME_TARGETS must be local or all, not ${JSON.stringify(only)}`);
+  process.exit(2);
+}
+if (only !== 'local') {
+  for (const machine of Object.keys(TARGETS).filter((m) => m !== machineOfArch(process.arch))) {
+    run(process.execPath, [path.join(ROOT, 'scripts/build-runtime.mjs'), `--machine=${machine}`]);
+  }
+}
