@@ -12,9 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { OutrunError } from './errors';
-import { LocalRuntime, MANIFEST_VERSION, nodeArgv, unameMachine } from './runtime';
+import { LocalRuntime, MANIFEST_VERSION, nodeArgv, runtimeFacts, runtimeSetOf, type RuntimeSet } from './runtime';
 import { shellQuote } from './shell-quote';
-import { assess, cacheBaseOf, parseProbe, probeScript, ROOT_CACHE } from './remote-probe';
+import { assess, cacheBaseOf, emulatorFor, normalizeMachine, parseProbe, probeScript, ROOT_CACHE, type RunMode } from './remote-probe';
 
 export const DEFAULT_CACHE_ROOT = `${ROOT_CACHE}/runtime`;
 
@@ -28,6 +28,8 @@ export interface EnsureRuntimeOptions {
   /** Transfer method: SFTP (default; falls back to exec if the SFTP subsystem is refused) or
    * `cat` over exec channels. */
   transfer?: 'sftp' | 'exec';
+  /** How the runs use the remote (default chroot): decides what another architecture needs. */
+  mode?: RunMode;
 }
 
 export interface EnsuredRuntime {
@@ -37,6 +39,14 @@ export interface EnsuredRuntime {
   uploaded: boolean;
   /** The login is not root: sessions run in a user namespace and live under sessionParent. */
   rootless?: { sessionParent: string };
+  /** The runtime installed there: the one built for the remote's architecture. */
+  runtime: LocalRuntime;
+  /** How a chroot run's (local) programs run there: natively, through a binfmt_misc handler
+   * (its name and interpreter: emulated), or not at all (another architecture, no handler). */
+  chroot: { native: true } | { native: false; handler: string; interpreter: string; machine: string } | undefined;
+  /** Why a chroot run cannot run there (set exactly when chroot is undefined): the refusal a
+   * direct chroot run gives, for a master to give its chroot runs. */
+  chrootRefusal?: OutrunError;
 }
 
 export interface ExecResult {
@@ -170,18 +180,21 @@ function mb(bytes: number): string {
 /** Ensure the runtime is installed on the remote; upload it if it is not. */
 export async function ensureRemoteRuntime(
   conn: Client,
-  runtime: LocalRuntime,
+  runtimes: LocalRuntime | RuntimeSet,
   log: (s: string) => void,
   opts: EnsureRuntimeOptions = {},
 ): Promise<EnsuredRuntime> {
   const host = opts.host ?? 'the remote host';
   const keep = opts.keep ?? 3;
+  const set = 'byMachine' in runtimes ? runtimes : runtimeSetOf(runtimes);
+  const facts = runtimeFacts(set);
+  const ids = Object.fromEntries(Object.entries(facts).map(([m, f]) => [m, f.id]));
 
   // a. One exec: architecture, uid, user namespaces, /dev/fuse, completion marker.
   let t0 = Date.now();
   let probeOut: ExecResult;
   try {
-    probeOut = await execCapture(conn, sh(probeScript(runtime.id, opts.cacheRoot)));
+    probeOut = await execCapture(conn, sh(probeScript(ids, set.local.machine, opts.cacheRoot)));
   } catch (err) {
     throw new OutrunError('SSH_LOST', `cannot run a command on ${host}: ${(err as Error).message}`, { cause: err });
   }
@@ -191,16 +204,25 @@ export async function ensureRemoteRuntime(
       hint: 'check that the remote account has a working POSIX sh',
     });
   }
-  log(
-    `runtime: probe ${ms(t0)}: ${probe.os || '?'} ${probe.machine || '?'}, uid ${probe.uid || '?'}, ` +
-      `/dev/fuse ${probe.fuse ? 'present' : 'missing'}, runtime ${runtime.id} ${probe.complete ? 'installed' : 'not installed'}`,
-  );
 
   // b. Refuse before uploading anything: the first item a run needs that is missing (the same
   // judgement as outrun --check). The upload's own failures (disk full) are reported below.
-  const want = runtime.machine || unameMachine() || process.arch;
-  const missing = assess({ probe, host, machine: want, runtimeBytes: 0, runtimeId: runtime.id }).find((i) => !i.ok);
+  const missing = assess({ probe, host, localMachine: set.local.machine, runtimes: facts, mode: opts.mode }).find((i) => !i.ok);
   if (missing) throw new OutrunError(missing.code ?? 'UPLOAD_FAILED', missing.detail, { hint: missing.fix });
+  const machine = normalizeMachine(probe.machine);
+  const runtime = set.byMachine[machine]!;
+  const handler = machine === set.local.machine ? undefined : emulatorFor(probe, set.local.machine).handler;
+  const chroot: EnsuredRuntime['chroot'] =
+    machine === set.local.machine
+      ? { native: true }
+      : handler
+        ? { native: false, handler: handler.name, interpreter: handler.interpreter, machine }
+        : undefined;
+  log(
+    `runtime: probe ${ms(t0)}: ${probe.os || '?'} ${probe.machine || '?'}, uid ${probe.uid || '?'}, ` +
+      `/dev/fuse ${probe.fuse ? 'present' : 'missing'}, runtime ${runtime.id} ${probe.complete ? 'installed' : 'not installed'}` +
+      (chroot?.native === false ? `, local programs through binfmt_misc ${chroot.handler}` : ''),
+  );
   const base = cacheBaseOf(probe.uid, probe.home);
   const rootless = probe.uid === '0' ? undefined : { sessionParent: `${base}/run` };
   if (rootless && !probe.home.startsWith('/')) {
@@ -210,9 +232,14 @@ export async function ensureRemoteRuntime(
   }
   const root = (opts.cacheRoot ?? `${base}/runtime`).replace(/\/+$/, '');
   const remoteDir = `${root}/${runtime.id}`;
+  const refusal = chroot
+    ? undefined
+    : assess({ probe, host, localMachine: set.local.machine, runtimes: facts, mode: 'chroot' }).find((i) => i.name === 'architecture' && !i.ok);
+  const chrootRefusal = refusal && new OutrunError(refusal.code ?? 'ARCH_MISMATCH', refusal.detail, { hint: refusal.fix });
+  const found = { remoteDir, runtime, chroot, ...(chrootRefusal ? { chrootRefusal } : {}), ...(rootless ? { rootless } : {}) };
 
   // c. Warm path.
-  if (probe.complete) return { remoteDir, uploaded: false, ...(rootless ? { rootless } : {}) };
+  if (probe.complete) return { ...found, uploaded: false };
 
   // d. Cold path.
   const tStart = Date.now();
@@ -323,7 +350,7 @@ export async function ensureRemoteRuntime(
       (pub.removed?.length ? `; removed old ${pub.removed.join(', ')}` : ''),
   );
   log(`runtime: cold install total ${ms(tStart)}`);
-  return { remoteDir, uploaded: pub.result !== 'raced', ...(rootless ? { rootless } : {}) };
+  return { ...found, uploaded: pub.result !== 'raced' };
 }
 
 /** Largest files first, a few at a time: small files overlap their round trips. */

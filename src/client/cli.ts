@@ -7,7 +7,7 @@
 import { DEFAULT_RECONNECT_TIMEOUT_MS, parseArgs, toResolveOptions, USAGE } from './cli-args';
 import { asOutrunError, ExitStatus, OutrunError } from './errors';
 import { localExecSpec } from './exec-spec';
-import { loadLocalRuntime } from './runtime';
+import { loadRuntimes } from './runtime';
 import { resolveSshConfig } from './ssh-config';
 import { guardLocalTerminal } from './hangup';
 import { DEFAULT_CACHED_TREES } from '../fs/shared/cache-scope';
@@ -52,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
     const { runDoctor } = await import('./doctor');
     const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive: !!process.stdin.isTTY });
     try {
-      return await runDoctor(conn, loadLocalRuntime(), resolved.hostName, (line) => process.stdout.write(`${line}\n`));
+      const print = (line: string) => process.stdout.write(`${line}\n`);
+      return await runDoctor(conn, loadRuntimes(), resolved.hostName, print, options.noChroot ? 'host' : 'chroot');
     } finally {
       conn.end();
     }
@@ -77,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded only for a direct run (ssh2, grpc-js, protobufjs: about 240 ms of a start): a
   // run attached to a master needs none of them.
-  const runtime = loadLocalRuntime();
+  const runtimes = loadRuntimes();
   const { connectSsh } = await import('./ssh-connect');
   const interactive = !!process.stdin.isTTY;
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
@@ -124,18 +125,19 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
-    const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    const ensuring = ensureRemoteRuntime(conn, runtimes, log, { host: resolved.hostName, mode: options.noChroot ? 'host' : 'chroot' });
     ensuring.catch(() => undefined);
     // The session's code (grpc-js, protobufjs) loads while the remote runs the probe.
     const { runSession } = await import('./session');
-    const { remoteDir, uploaded, rootless } = await ensuring;
-    log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${at()})`);
+    const { remoteDir, uploaded, rootless, runtime, chroot } = await ensuring;
+    log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${runtime.machine}, ${at()})`);
     phases.mark('runtime check');
     return await runSession({
       conn,
       remoteDir,
       loader: runtime.loader,
       rootless,
+      emulation: !options.noChroot && chroot?.native === false ? chroot : undefined,
       spec,
       pty,
       verbose: options.verbose,

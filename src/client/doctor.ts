@@ -2,15 +2,18 @@
 // prints one line per thing a run needs: "NAME: ok: WHAT" or "NAME: MISSING: WHAT; FIX". For a
 // rootless login whose runtime is installed, FUSE in a user namespace is tried for real
 // (outrun-helper try-userns). Exit 0 exactly when a run would work, 1 when an item is missing.
+// With --no-chroot it judges that kind of run (another architecture then needs no emulation).
 import type { Client } from 'ssh2';
 import { OutrunError, ExitStatus } from './errors';
-import { LocalRuntime, unameMachine } from './runtime';
-import { assess, cacheBaseOf, parseProbe, probeScript, type CheckItem } from './remote-probe';
+import { runtimeFacts, type RuntimeSet } from './runtime';
+import { assess, cacheBaseOf, normalizeMachine, parseProbe, probeScript, type CheckItem, type RunMode } from './remote-probe';
 import { describeExit, execCapture, sh } from './bootstrap';
 import { shellQuote } from './shell-quote';
 
-export async function runDoctor(conn: Client, runtime: LocalRuntime, host: string, print: (line: string) => void): Promise<number> {
-  const out = await execCapture(conn, sh(probeScript(runtime.id))).catch((err: Error) => {
+export async function runDoctor(conn: Client, runtimes: RuntimeSet, host: string, print: (line: string) => void, mode: RunMode = 'chroot'): Promise<number> {
+  const facts = runtimeFacts(runtimes);
+  const ids = Object.fromEntries(Object.entries(facts).map(([m, f]) => [m, f.id]));
+  const out = await execCapture(conn, sh(probeScript(ids, runtimes.local.machine))).catch((err: Error) => {
     throw new OutrunError('SSH_LOST', `cannot run a command on ${host}: ${err.message}`, { cause: err });
   });
   const probe = parseProbe(out.stdout);
@@ -19,12 +22,11 @@ export async function runDoctor(conn: Client, runtime: LocalRuntime, host: strin
       hint: 'check that the remote account has a working POSIX sh',
     });
   }
-  const runtimeBytes = Object.values(runtime.files).reduce((a, f) => a + f.size, 0);
-  const machine = runtime.machine || unameMachine() || process.arch;
-  const items = assess({ probe, host, machine, runtimeBytes, runtimeId: runtime.id });
+  const items = assess({ probe, host, localMachine: runtimes.local.machine, runtimes: facts, mode });
+  const runtime = runtimes.byMachine[normalizeMachine(probe.machine)];
   // The real thing, where it can be tried: the installed helper mounts FUSE in a user namespace.
   const userns = items.findIndex((i) => i.name === 'FUSE in a user namespace');
-  if (userns >= 0 && items[userns]!.ok && probe.complete && items.every((i) => i.ok || i.name === 'FUSE in a user namespace')) {
+  if (userns >= 0 && runtime && items[userns]!.ok && probe.complete && items.every((i) => i.ok || i.name === 'FUSE in a user namespace')) {
     const dir = `${cacheBaseOf(probe.uid, probe.home)}/runtime/${runtime.id}`;
     const r = await execCapture(conn, shellQuote([`${dir}/outrun-helper`, 'try-userns', dir]));
     const why = r.stderr.trim().split('\n').pop()?.replace(/^outrun-helper: /, '') ?? '';

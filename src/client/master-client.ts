@@ -144,9 +144,16 @@ export async function attachRun(socketPath: string, spec: Buffer, pty: PseudoTty
           return finish(s instanceof Error || s.status === null ? undefined : s.status);
         }
         case Frame.FAILED: {
-          const f = parseJson<{ message?: string; code?: string }>(payload);
-          const code = !(f instanceof Error) && f.code === 'MASTER_BUSY' ? 'MASTER_BUSY' : 'MASTER_UNAVAILABLE';
-          const err = new OutrunError(code, `the master could not run the command: ${f instanceof Error ? 'bad reply' : f.message}`);
+          const f = parseJson<{ message?: string; code?: string; hint?: string }>(payload);
+          // The remote's own refusal (the same a direct run gives) is the run's answer; any
+          // other failure is the master's, and the run goes direct.
+          const err =
+            !(f instanceof Error) && f.code === 'ARCH_MISMATCH' && typeof f.message === 'string'
+              ? new OutrunError('ARCH_MISMATCH', f.message, typeof f.hint === 'string' ? { hint: f.hint } : {})
+              : new OutrunError(
+                  !(f instanceof Error) && f.code === 'MASTER_BUSY' ? 'MASTER_BUSY' : 'MASTER_UNAVAILABLE',
+                  `the master could not run the command: ${f instanceof Error ? 'bad reply' : f.message}`,
+                );
           if (!started) resolve(err);
           return;
         }

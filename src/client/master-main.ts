@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { parseArgs, toResolveOptions } from './cli-args';
 import { asOutrunError } from './errors';
-import { loadLocalRuntime } from './runtime';
+import { loadRuntimes } from './runtime';
 import { resolveSshConfig } from './ssh-config';
 import { Master, claimSocket } from './master';
 import { DEFAULT_CACHED_TREES } from '../fs/shared/cache-scope';
@@ -50,16 +50,18 @@ async function main(): Promise<void> {
     const { connectSsh } = await import('./ssh-connect');
     const conn = await connectSsh(resolved, { verbose: 0, log, interactive: false, warn: log });
     log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port}`);
-    const runtime = loadLocalRuntime();
     const { ensureRemoteRuntime } = await import('./bootstrap');
-    const ensuring = ensureRemoteRuntime(conn, runtime, log, { host: resolved.hostName });
+    // A master takes both kinds of run: on another architecture without emulation, it refuses
+    // the chroot ones itself (master.ts).
+    const ensuring = ensureRemoteRuntime(conn, loadRuntimes(), log, { host: resolved.hostName, mode: 'either' });
     ensuring.catch(() => undefined);
     await import('./agent-session');
-    const { remoteDir, rootless } = await ensuring;
+    const { remoteDir, rootless, runtime, chrootRefusal } = await ensuring;
     process.chdir('/');
     return {
       conn,
       remoteDir,
+      chrootRefusal,
       agent: {
         loader: runtime.loader,
         rootless,

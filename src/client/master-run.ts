@@ -33,6 +33,7 @@ export async function runThroughMaster(opts: MasterRunOptions): Promise<number |
   const spec = encodeExecSpec(opts.spec);
   const attach = () => attachRun(opts.socketPath, spec, terminal ? terminal.ptyOptions() : false);
   let link: Awaited<ReturnType<typeof attachRun>> = await attach();
+  if (link instanceof OutrunError && link.code === 'ARCH_MISMATCH') throw link;
   // No master, or one that could not take the run (it has made way): start one, once.
   // (A busy master is alive: the run goes direct rather than start another.)
   if (!isLink(link) && opts.persist !== undefined && !(link instanceof OutrunError && link.code === 'MASTER_BUSY')) {
@@ -51,6 +52,7 @@ export async function runThroughMaster(opts: MasterRunOptions): Promise<number |
     else {
       log(`master: ${started === 'claimed' ? 'started' : 'another run started one'} at ${opts.socketPath}`);
       link = await attach();
+      if (link instanceof OutrunError && link.code === 'ARCH_MISMATCH') throw link;
     }
   }
   if (!isLink(link)) {

@@ -18,7 +18,7 @@ import { openCommandChannel, type CommandChannel } from './command-channel';
 import { RemoteSignals, type RemoteSignalName } from './remote-signal';
 import { Frame, FrameReader, MUX_VERSION, dataFrames, jsonFrame, parseJson, parseRunFrame } from './mux-frames';
 import { keyPathOf, privateDir } from './control-path';
-import { uidOfSpec } from './exec-spec-uid';
+import { uidOfSpec, viewOfSpec } from './exec-spec-uid';
 
 const SIGNAL_NAMES: ReadonlySet<string> = new Set(['INT', 'TERM', 'HUP', 'QUIT', 'USR1', 'USR2', 'PIPE', 'KILL', 'HANGUP']);
 /** A command channel that takes longer than this to open means the link is gone. */
@@ -40,6 +40,9 @@ export interface MasterConnection {
   conn: Client;
   remoteDir: string;
   agent: Omit<AgentSessionOptions, 'conn' | 'remoteDir'>;
+  /** The remote cannot run local programs (another architecture, no binfmt_misc handler):
+   * chroot runs get this refusal, --no-chroot runs go ahead. */
+  chrootRefusal?: OutrunError;
 }
 
 type Claim = { server: net.Server; key: Buffer; ino: number } | 'taken' | OutrunError;
@@ -253,7 +256,8 @@ export class Master {
     if (err || !this.session || !this.connection || this.ending) {
       return run.failed('MASTER_UNAVAILABLE', err ? `the master could not start: ${err.message}` : 'the master is ending');
     }
-    const { conn, remoteDir } = this.connection;
+    const { conn, remoteDir, chrootRefusal } = this.connection;
+    if (chrootRefusal && viewOfSpec(spec) !== 'host') return run.failed(chrootRefusal.code, chrootRefusal.message, chrootRefusal.hint);
     const session = this.session;
     // The agent revalidates its caches while the command's channel opens (it needs no agent).
     const t0 = performance.now();
@@ -308,9 +312,9 @@ class AttachedRun {
     for (const f of dataFrames(Frame.STDOUT, b)) this.sock.write(f);
   }
 
-  failed(code: string, message: string): void {
+  failed(code: string, message: string, hint?: string): void {
     this.finished = true;
-    this.sock.end(jsonFrame(Frame.FAILED, { code, message }));
+    this.sock.end(jsonFrame(Frame.FAILED, { code, message, ...(hint ? { hint } : {}) }));
   }
 
   /** Frames from the run, once its command is under way. */

@@ -38,7 +38,25 @@ export interface Probe {
   complete: boolean;
   cat: boolean;
   sftp: boolean;
+  /** binfmt_misc, probed only on a remote of another architecture than this machine's
+   * (undefined: not probed or not mounted there). */
+  binfmt?: { enabled: boolean; entries: BinfmtEntry[] };
 }
+
+/** One binfmt_misc handler, as its /proc/sys/fs/binfmt_misc/NAME file describes it. */
+export interface BinfmtEntry {
+  name: string;
+  enabled: boolean;
+  interpreter: string;
+  flags: string;
+  offset: number;
+  /** Raw bytes (a magic handler; extension handlers have none and never match an ELF file). */
+  magic?: Buffer;
+  mask?: Buffer;
+}
+
+/** `uname -m` spellings of each machine outrun has a runtime for, as the probe's case patterns. */
+const MACHINE_ALIASES: Record<string, string[]> = { x86_64: ['x86_64', 'amd64'], aarch64: ['aarch64', 'arm64'] };
 
 /** The cache base of a login: /var/cache/outrun for root, ~/.cache/outrun otherwise. */
 export function cacheBaseOf(uid: string, home: string): string {
@@ -46,10 +64,18 @@ export function cacheBaseOf(uid: string, home: string): string {
 }
 
 /** The probe: facts on tagged lines (login scripts may print their own noise on stdout). The
- * runtime root depends on the login, so the script picks it (or takes cacheRoot). */
-export function probeScript(runtimeId: string, cacheRoot?: string): string {
+ * runtime root depends on the login, so the script picks it (or takes cacheRoot); the runtime
+ * (its id, from `runtimeIds` by machine) depends on the remote's architecture, so it picks that
+ * too. On an architecture other than `localMachine` it also lists the binfmt_misc handlers (can
+ * the remote run this machine's programs?). */
+export function probeScript(runtimeIds: Record<string, string>, localMachine: string, cacheRoot?: string): string {
   const t = PROBE_TAG;
   const q = (s: string) => shellQuote([s]);
+  const cases = Object.entries(runtimeIds)
+    .map(([m, id]) => `${(MACHINE_ALIASES[m] ?? [m]).map(q).join('|')}) id=${q(id)};;`)
+    .join(' ');
+  const local = (MACHINE_ALIASES[localMachine] ?? [localMachine]).map(q).join('|');
+  const bm = '/proc/sys/fs/binfmt_misc';
   return [
     `printf '${t}os=%s\\n' "$(uname -s 2>/dev/null)"`,
     `printf '${t}machine=%s\\n' "$(uname -m 2>/dev/null)"`,
@@ -80,20 +106,34 @@ export function probeScript(runtimeId: string, cacheRoot?: string): string {
     `printf '${t}freekb=%s\\n' "$(df -Pk "$d" 2>/dev/null | { read -r h; read -r f b us av rest; echo "$av"; })"`,
     `if command -v cat >/dev/null 2>&1; then echo ${t}cat=1; else echo ${t}cat=0; fi`,
     `s=0; for f in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server; do [ -x $f ] && s=1; done; echo ${t}sftp=$s`,
+    `case $(uname -m) in ${cases} *) id=;; esac`,
+    // Each handler on one line: NAME|its file's lines joined by '|'.
+    `case $(uname -m) in ${local}) ;; *) if [ -r ${bm}/status ]; then ` +
+      `printf '${t}binfmtstatus=%s\\n' "$(cat ${bm}/status 2>/dev/null)"; ` +
+      `for f in ${bm}/*; do n=\${f##*/}; case $n in register|status|'*') continue;; esac; ` +
+      `printf '${t}binfmt=%s|%s\\n' "$n" "$(tr '\\n' '|' <"$f" 2>/dev/null)"; done; fi;; esac`,
     // Touch the marker so that cache collection removes the least recently used runtimes.
-    `m="$r/${runtimeId}/.complete"`,
-    `if [ -f "$m" ]; then touch -c "$m" 2>/dev/null; echo ${t}complete=1; else echo ${t}complete=0; fi`,
+    `m="$r/$id/.complete"`,
+    `if [ -n "$id" ] && [ -f "$m" ]; then touch -c "$m" 2>/dev/null; echo ${t}complete=1; else echo ${t}complete=0; fi`,
   ].join('; ');
 }
 
 export function parseProbe(out: string): Probe | undefined {
   const kv = new Map<string, string>();
+  const handlers: BinfmtEntry[] = [];
   for (const line of out.split('\n')) {
     const i = line.indexOf(PROBE_TAG);
     if (i < 0) continue;
     const rest = line.slice(i + PROBE_TAG.length).trim();
     const eq = rest.indexOf('=');
-    if (eq > 0) kv.set(rest.slice(0, eq), rest.slice(eq + 1).slice(0, 4096));
+    if (eq <= 0) continue;
+    const key = rest.slice(0, eq);
+    const value = rest.slice(eq + 1).slice(0, 4096);
+    if (key !== 'binfmt') kv.set(key, value);
+    else if (handlers.length < 256) {
+      const h = parseBinfmtEntry(value);
+      if (h) handlers.push(h);
+    }
   }
   if (!kv.has('complete')) return undefined;
   const flag = (k: string) => kv.get(k) === '1';
@@ -123,7 +163,67 @@ export function parseProbe(out: string): Probe | undefined {
     // Unknown (not printed) is not a refusal: the upload then finds out for itself.
     cat: kv.get('cat') !== '0',
     sftp: kv.get('sftp') !== '0',
+    ...(kv.has('binfmtstatus') ? { binfmt: { enabled: kv.get('binfmtstatus') === 'enabled', entries: handlers } } : {}),
   };
+}
+
+/** NAME|enabled|interpreter PATH|flags: F|offset 0|magic HEX|mask HEX| (binfmt_misc's own
+ * format, one file per handler), or undefined when it is not that. */
+export function parseBinfmtEntry(value: string): BinfmtEntry | undefined {
+  const [name, state, ...lines] = value.split('|');
+  if (!name || !/^[A-Za-z0-9._+-]{1,64}$/.test(name) || (state !== 'enabled' && state !== 'disabled')) return undefined;
+  const field = (key: string) => lines.find((l) => l.startsWith(`${key} `))?.slice(key.length + 1).trim();
+  const hex = (v: string | undefined) => (v !== undefined && /^([0-9a-f]{2}){1,128}$/.test(v) ? Buffer.from(v, 'hex') : undefined);
+  const offset = Number(field('offset') ?? '0');
+  return {
+    name,
+    enabled: state === 'enabled',
+    interpreter: (field('interpreter') ?? '').replace(/[^\x20-\x7e]/g, '?'),
+    flags: (field('flags:') ?? '').replace(/[^A-Z]/g, ''),
+    offset: Number.isSafeInteger(offset) && offset >= 0 && offset < 128 ? offset : -1,
+    magic: hex(field('magic')),
+    mask: hex(field('mask')),
+  };
+}
+
+/** ELF e_machine of each machine outrun has a runtime for. */
+const ELF_MACHINE: Record<string, number> = { x86_64: 62, aarch64: 183 };
+
+/** A 64-bit little-endian ELF header's first 20 bytes, of type ET_EXEC (2) or ET_DYN (3). */
+function elfHeader(machine: number, type: number): Buffer {
+  const h = Buffer.alloc(20);
+  h.write('\x7fELF', 0, 'latin1');
+  h[4] = 2; // ELFCLASS64
+  h[5] = 1; // ELFDATA2LSB
+  h[6] = 1; // EV_CURRENT
+  h.writeUInt16LE(type, 16);
+  h.writeUInt16LE(machine, 18);
+  return h;
+}
+
+function matches(entry: BinfmtEntry, header: Buffer): boolean {
+  const { magic, mask, offset } = entry;
+  if (!magic || offset < 0 || offset + magic.length > header.length) return false;
+  for (let i = 0; i < magic.length; i++) {
+    const m = mask ? mask[i] ?? 0xff : 0xff;
+    if (((header[offset + i]! ^ magic[i]!) & m) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * The remote's binfmt_misc handler that runs `machine`'s programs inside outrun's chroot: an
+ * enabled one that takes both static and position-independent executables of that machine and
+ * has the F flag (its interpreter was opened when it was registered: in the chroot, the local
+ * tree, its path would not exist). Undefined when there is none; `near` is one that matches
+ * but lacks something (for the message).
+ */
+export function emulatorFor(probe: Probe, machine: string): { handler?: BinfmtEntry; near?: BinfmtEntry } {
+  const em = ELF_MACHINE[machine];
+  if (!probe.binfmt?.enabled || em === undefined) return {};
+  const takes = (e: BinfmtEntry) => matches(e, elfHeader(em, 2)) && matches(e, elfHeader(em, 3));
+  const found = probe.binfmt.entries.filter(takes);
+  return { handler: found.find((e) => e.enabled && e.flags.includes('F')), near: found[0] };
 }
 
 export function normalizeMachine(m: string): string {
@@ -148,17 +248,22 @@ function kernelAtLeast(release: string, major: number, minor: number): boolean |
   return a > major || (a === major && b >= minor);
 }
 
+/** How a run uses the remote: the local tree as / (chroot, the default), the remote's own
+ * programs (--no-chroot), or either (a master, which serves both kinds of run). */
+export type RunMode = 'chroot' | 'host' | 'either';
+
 export interface AssessInput {
   probe: Probe;
   host: string;
-  /** The local runtime's architecture (uname -m) and its size in bytes. */
-  machine: string;
-  runtimeBytes: number;
-  runtimeId: string;
+  /** This machine's architecture (uname -m): the local programs a chroot run executes. */
+  localMachine: string;
+  /** The runtimes this outrun can ship, by architecture: id and size in bytes. */
+  runtimes: Record<string, { id: string; bytes: number }>;
+  mode?: RunMode;
 }
 
 /** Every item, in the order --check prints them. */
-export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: AssessInput): CheckItem[] {
+export function assess({ probe: p, host, localMachine, runtimes, mode = 'chroot' }: AssessInput): CheckItem[] {
   const items: CheckItem[] = [];
   const root = p.uid === '0';
   const who = `${p.user || '?'} (uid ${p.uid || '?'})`;
@@ -268,24 +373,20 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
             '(files of other owners show as 65534, setuid gains nothing, groups cannot change)',
     });
   }
-  const got = normalizeMachine(p.machine);
-  items.push({
-    name: 'architecture',
-    ok: got === machine,
-    detail: got === machine ? `${got}, the runtime's` : `remote ${host} is ${got || 'of unknown architecture'} but this outrun runtime is ${machine}`,
-    code: 'ARCH_MISMATCH',
-    fix: `outrun ships the local node binary: use a ${machine} remote, or run outrun from a ${got || 'matching'} machine`,
-  });
+  items.push(architectureItem(p, host, localMachine, runtimes, mode));
+  const runtime = runtimes[normalizeMachine(p.machine)];
   const base = cacheBaseOf(p.uid, p.home);
-  const need = Math.ceil(runtimeBytes / 1024);
-  if (p.complete) {
-    items.push({ name: 'runtime', ok: true, detail: `installed (${base}/runtime/${runtimeId})` });
+  if (!runtime) {
+    items.push({ name: 'runtime', ok: false, detail: 'none for this architecture (see above)', code: 'ARCH_MISMATCH' });
+  } else if (p.complete) {
+    items.push({ name: 'runtime', ok: true, detail: `installed (${base}/runtime/${runtime.id})` });
   } else {
+    const need = Math.ceil(runtime.bytes / 1024);
     const ok = Number.isNaN(p.freeKb) || p.freeKb >= need;
     items.push({
       name: 'runtime',
       ok,
-      detail: `not installed: a run uploads ${(runtimeBytes / 1e6).toFixed(0)} MB to ${base}/runtime` +
+      detail: `not installed: a run uploads ${(runtime.bytes / 1e6).toFixed(0)} MB to ${base}/runtime` +
         (Number.isNaN(p.freeKb) ? ' (free space unknown)' : `, ${(p.freeKb / 1e6).toFixed(1)} GB free there`),
       code: 'UPLOAD_FAILED',
       fix: ok ? undefined : `free ${(need / 1e3).toFixed(0)} MB in ${base} on ${host}`,
@@ -307,4 +408,48 @@ export function assess({ probe: p, host, machine, runtimeBytes, runtimeId }: Ass
     fix: 'install openssh-sftp-server or coreutils there',
   });
   return items;
+}
+
+/** The architecture: a runtime (the agent) for the remote's, and, for a chroot run on another
+ * one, a binfmt_misc handler that runs this machine's programs there. */
+function architectureItem(p: Probe, host: string, local: string, runtimes: AssessInput['runtimes'], mode: RunMode): CheckItem {
+  const got = normalizeMachine(p.machine);
+  const name = 'architecture';
+  const code = 'ARCH_MISMATCH' as const;
+  if (got === local) return { name, ok: true, detail: `${got}, as this machine` };
+  if (!runtimes[got]) {
+    const have = Object.keys(runtimes).sort().join(' and ');
+    const built = got === 'x86_64' || got === 'aarch64';
+    return {
+      name,
+      ok: false,
+      detail: `remote ${host} is ${got || 'of unknown architecture'} and this outrun has a runtime for ${have} only`,
+      code,
+      fix: built
+        ? `build outrun from a clone with npm run build, which cross-builds the ${got} runtime (it needs Debian's cross compiler: scripts/system-packages build installs it)`
+        : `use an ${Object.keys(runtimes).sort().join(' or ')} remote`,
+    };
+  }
+  if (mode === 'host') return { name, ok: true, detail: `${got}, this machine is ${local}: the ${got} runtime, and the remote's own programs (--no-chroot)` };
+  const { handler, near } = emulatorFor(p, local);
+  if (handler) {
+    return {
+      name,
+      ok: true,
+      detail: `${got}, this machine is ${local}: the ${got} runtime; local programs run through ${host}'s binfmt_misc handler ${handler.name} (${handler.interpreter || '?'}), emulated`,
+    };
+  }
+  if (mode === 'either') return { name, ok: true, detail: `${got}, this machine is ${local}: --no-chroot runs only` };
+  const why = near
+    ? `its binfmt_misc handler ${near.name} ${!near.enabled ? 'is disabled' : 'lacks the F flag (its interpreter is not found inside the chroot)'}`
+    : p.binfmt && !p.binfmt.enabled
+      ? 'binfmt_misc is disabled there'
+      : `it has no binfmt_misc handler for ${local} programs`;
+  return {
+    name,
+    ok: false,
+    detail: `remote ${host} is ${got} and cannot run this machine's ${local} programs (${why})`,
+    code,
+    fix: `run the remote's own programs with --no-chroot, or have its admin register qemu-user-static's ${local} handler with the F flag (Debian: apt-get install qemu-user-static binfmt-support)`,
+  };
 }

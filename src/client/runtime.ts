@@ -111,6 +111,44 @@ export function loadLocalRuntime(distDir: string = defaultRuntimeDir()): LocalRu
   return { dir, id: m.id, machine: m.machine, files, loader: loaders[0]! };
 }
 
+/** The runtimes this outrun can ship, by architecture (uname -m): this machine's (dist/runtime)
+ * and the cross-built ones beside it (dist/runtime-<machine>, scripts/runtime-targets.mjs). */
+export interface RuntimeSet {
+  /** This machine's: the one a chroot run's programs match. */
+  local: LocalRuntime;
+  byMachine: Record<string, LocalRuntime>;
+}
+
+export function runtimeSetOf(local: LocalRuntime, others: LocalRuntime[] = []): RuntimeSet {
+  const byMachine: Record<string, LocalRuntime> = {};
+  for (const rt of [...others, local]) byMachine[rt.machine] = rt;
+  return { local, byMachine };
+}
+
+/** dist/runtime and every dist/runtime-<machine> that has a manifest (a broken one is an error,
+ * an absent one just means that architecture is not supported by this build). */
+export function loadRuntimes(distDir: string = defaultRuntimeDir()): RuntimeSet {
+  const local = loadLocalRuntime(distDir);
+  const parent = path.dirname(path.resolve(distDir));
+  const base = path.basename(path.resolve(distDir));
+  const others: LocalRuntime[] = [];
+  for (const name of fs.readdirSync(parent)) {
+    const m = new RegExp(`^${base}-([a-z0-9_]+)$`).exec(name);
+    if (!m || m[1] === local.machine || !fs.existsSync(path.join(parent, name, 'manifest.json'))) continue;
+    const rt = loadLocalRuntime(path.join(parent, name));
+    if (rt.machine !== m[1]) throw new OutrunError('RUNTIME_MISSING', `the outrun runtime in ${rt.dir} is for ${rt.machine}, not ${m[1]}`, { hint: 'run npm run build' });
+    others.push(rt);
+  }
+  return runtimeSetOf(local, others);
+}
+
+/** Each runtime's id and size, by architecture (what the probe and its judgement need). */
+export function runtimeFacts(set: RuntimeSet): Record<string, { id: string; bytes: number }> {
+  return Object.fromEntries(
+    Object.entries(set.byMachine).map(([m, rt]) => [m, { id: rt.id, bytes: Object.values(rt.files).reduce((a, f) => a + f.size, 0) }]),
+  );
+}
+
 /** The command line that starts the agent from a runtime directory on the remote. */
 export function agentCommand(remoteDir: string, sessionDir: string, loaderName: string, as?: { uid: number; gid: number }): string {
   return shellQuote(agentArgv(remoteDir, sessionDir, loaderName, as));

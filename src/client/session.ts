@@ -18,7 +18,7 @@ import { commandEnvOf } from './command-env';
 import type { PhaseTimes } from './phase-times';
 import type { ReconnectingLink } from './reconnecting-link';
 import { ResumableChannel } from './resumable-channel';
-import { nodeArgv } from './runtime';
+import { nodeArgv, unameMachine } from './runtime';
 
 export interface SessionOptions {
   conn: Client;
@@ -47,6 +47,9 @@ export interface SessionOptions {
   onCommandStart?: () => void;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
+  /** The remote is of another architecture and runs the local programs through this
+   * binfmt_misc handler (--stats says so). */
+  emulation?: { handler: string; interpreter: string; machine: string };
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -117,6 +120,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     if (opts.stats) {
       for (const line of agent.stats.lines()) process.stderr.write(`outrun: ${line}\n`);
       if (opts.phases) process.stderr.write(`outrun: ${opts.phases.line()}\n`);
+      if (opts.emulation) process.stderr.write(`outrun: ${emulationLine(opts.emulation)}\n`);
     }
     return status;
   } finally {
@@ -125,4 +129,9 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     await agent?.close();
     process.umask(savedUmask);
   }
+}
+
+/** What --stats says of a run whose local programs the remote emulates. */
+export function emulationLine(e: { handler: string; interpreter: string; machine: string }): string {
+  return `stats: emulated: the remote is ${e.machine}; the command's ${unameMachine() ?? process.arch} programs ran through its binfmt_misc handler ${e.handler} (${e.interpreter})`;
 }

@@ -34,7 +34,7 @@ const NO_SUBIDS =
   'subordinate ids: ok: no /etc/subuid or /etc/subgid range for the login: only the local uid and gid map ' +
   '(files of other owners show as 65534, setuid gains nothing, groups cannot change)';
 const TAIL_ROOTLESS = [
-  'architecture: ok: x86_64, the runtime\'s',
+  'architecture: ok: x86_64, as this machine',
 ];
 const KERNEL_ROOTLESS = `kernel: ok: Linux ${K}: FUSE max_pages and cached listings yes, passthrough not used (root only)`;
 const UPLOAD = 'upload: ok: SFTP (uncompressed: no decompressor needed)';

@@ -42,15 +42,22 @@ describe('bad input ends with one line, its status, and nothing left behind', { 
     }
   });
 
-  test('a remote of another CPU architecture: 254 before any upload', async () => {
-    boxShell(
-      `rm -rf /var/cache/outrun && printf '#!/bin/sh\\n[ "$1" = -m ] && { echo aarch64; exit 0; }\\nexec /bin/uname "$@"\\n' > /usr/local/bin/uname && chmod 755 /usr/local/bin/uname`,
-    );
+  test('a remote of another CPU architecture: 254 before any upload (no emulation there; no runtime for it)', async () => {
+    const fake = (m: string) =>
+      boxShell(
+        `rm -rf /var/cache/outrun && printf '#!/bin/sh\\n[ "$1" = -m ] && { echo ${m}; exit 0; }\\nexec /bin/uname "$@"\\n' > /usr/local/bin/uname && chmod 755 /usr/local/bin/uname`,
+      );
     try {
-      const r = await onBox(['true']);
+      fake('aarch64');
+      let r = await onBox(['true']);
       assert.equal(r.status, 254, r.stderr);
-      assert.match(r.stderr, /^outrun: remote .* is aarch64 but this outrun runtime is x86_64/);
+      assert.match(r.stderr, /^outrun: remote \S+ is aarch64 and cannot run this machine's x86_64 programs \(it has no binfmt_misc handler for x86_64 programs\); run the remote's own programs with --no-chroot, or /);
       oneLine(r.stderr);
+      assert.equal(boxShell('ls -A /var/cache/outrun/runtime 2>/dev/null | wc -l').trim(), '0');
+      fake('riscv64');
+      r = await onBox(['true']);
+      assert.equal(r.status, 254, r.stderr);
+      assert.match(r.stderr, /^outrun: remote \S+ is riscv64 and this outrun has a runtime for aarch64 and x86_64 only; use an aarch64 or x86_64 remote\n$/);
       assert.equal(boxShell('ls -A /var/cache/outrun/runtime 2>/dev/null | wc -l').trim(), '0');
     } finally {
       boxShell('rm -f /usr/local/bin/uname');

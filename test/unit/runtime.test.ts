@@ -10,6 +10,7 @@ import {
   canonicalJson,
   defaultRuntimeDir,
   loadLocalRuntime,
+  loadRuntimes,
   manifestId,
   RuntimeFile,
 } from '../../src/client/runtime';
@@ -70,6 +71,29 @@ test('loadLocalRuntime reads a manifest and finds the loader', () => {
     assert.deepEqual(rt.files, files);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadRuntimes: dist/runtime and each dist/runtime-<machine> beside it, by machine', () => {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'outrun-rts-'));
+  try {
+    const arm = { ...files, 'lib/ld-linux-aarch64.so.1': files['lib/ld-linux-x86-64.so.2']! };
+    delete (arm as Record<string, RuntimeFile>)['lib/ld-linux-x86-64.so.2'];
+    writeManifest(path.join(parent, 'runtime'), { version: 1, id: manifestId(files), machine: 'x86_64', files });
+    // Not runtimes: no manifest (the addon's and helper's build dirs), or not a machine name.
+    fs.mkdirSync(path.join(parent, 'runtime-addon'));
+    fs.mkdirSync(path.join(parent, 'runtime-helper-aarch64'));
+    assert.deepEqual(Object.keys(loadRuntimes(path.join(parent, 'runtime')).byMachine), ['x86_64']);
+    writeManifest(path.join(parent, 'runtime-aarch64'), { version: 1, id: manifestId(arm), machine: 'aarch64', files: arm });
+    const set = loadRuntimes(path.join(parent, 'runtime'));
+    assert.equal(set.local.machine, 'x86_64');
+    assert.deepEqual(Object.keys(set.byMachine).sort(), ['aarch64', 'x86_64']);
+    assert.equal(set.byMachine.aarch64!.loader, 'ld-linux-aarch64.so.1');
+    // A runtime in the wrong place is an error, not silently another architecture's.
+    writeManifest(path.join(parent, 'runtime-riscv64'), { version: 1, id: manifestId(arm), machine: 'aarch64', files: arm });
+    assert.throws(() => loadRuntimes(path.join(parent, 'runtime')), (e: unknown) => e instanceof OutrunError && /is for aarch64, not riscv64/.test(e.message));
+  } finally {
+    fs.rmSync(parent, { recursive: true, force: true });
   }
 });
 
