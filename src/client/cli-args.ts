@@ -66,7 +66,8 @@ options:
                   with --no-chroot: local paths to put there besides the working
                   directory; may be repeated
   --check         probe the remote and print, one line each, what a run needs and
-                  whether it is there (exit 0: a run would work, 1: something is missing)
+                  whether it is there (exit 0: a run would work, 1: something is missing);
+                  with --no-chroot, what such a run needs
   --kernel-cache SECONDS
                   how long the remote kernel keeps names, attributes and absent names
                   without asking (default 10; 0: ask every time). Local changes made
