@@ -55,10 +55,10 @@ export function outrun(args: string[], opts: RunOptions = {}): Promise<RunResult
 /** `outrun -F .testbox/ssh_config box <command...>` */
 export const onBox = (command: string[], opts: RunOptions = {}) => outrun(['-F', SSH_CONFIG, 'box', ...command], opts);
 
-/** Runs a shell command on the box with the system's ssh (not through outrun). */
-export function boxShell(script: string): string {
-  const r = spawnSync('ssh', ['-F', SSH_CONFIG, '-o', 'BatchMode=yes', 'box', script], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ssh box failed (${r.status}): ${r.stderr}`);
+/** Runs a shell command on the box (or another test box's `host`) with the system's ssh (not through outrun). */
+export function boxShell(script: string, host = 'box'): string {
+  const r = spawnSync('ssh', ['-F', SSH_CONFIG, '-o', 'BatchMode=yes', host, script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ssh ${host} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
 
@@ -66,7 +66,7 @@ export function boxShell(script: string): string {
  * What a finished session may have left on the box: FUSE mounts in any namespace,
  * processes of ours, session directories. Empty when the box is clean.
  */
-export function boxLeftovers(): string {
+export function boxLeftovers(host = 'box'): string {
   return boxShell(
     [
       'for p in /proc/[0-9]*; do',
@@ -78,19 +78,20 @@ export function boxLeftovers(): string {
       'ls -A /run/outrun 2>/dev/null | sed "s/^/session dir left: /"',
       'true',
     ].join('\n'),
+    host,
   ).trim();
 }
 
 /** Waits (bounded) until the box is clean: the agent ends just after outrun returns. */
-export async function waitBoxClean(ms = 5000): Promise<string> {
+export async function waitBoxClean(ms = 5000, host = 'box'): Promise<string> {
   const deadline = Date.now() + ms;
-  let left = boxLeftovers();
+  let left = boxLeftovers(host);
   while (left && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
-    left = boxLeftovers();
+    left = boxLeftovers(host);
   }
   // Why a relay stayed, in its own words (relay.ts keeps a log in its directory).
-  if (left) left += `\n${boxShell('for f in /tmp/outrun-relay-*/log; do [ -f "$f" ] && sed "s|^|$f: |" "$f"; done; true').trim()}`;
+  if (left) left += `\n${boxShell('for f in /tmp/outrun-relay-*/log; do [ -f "$f" ] && sed "s|^|$f: |" "$f"; done; true', host).trim()}`;
   return left;
 }
 
