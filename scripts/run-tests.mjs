@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests first, then the end-to-end
-// suite against the project's test box (started here and always stopped again).
+// suite against the project's test boxes, the native one and the arm64 one (started here and
+// always stopped again).
 //   node scripts/run-tests.mjs [unit|e2e|all]   (unit includes the fuzz run)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -26,8 +27,8 @@ function nodeTest(files, extra = []) {
   return r.status ?? 1;
 }
 
-function testbox(verb) {
-  return spawnSync('bash', [path.join(ROOT, 'scripts/testbox'), verb], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+function testbox(verb, ...options) {
+  return spawnSync('bash', [path.join(ROOT, 'scripts/testbox'), verb, ...options], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
 }
 
 /** The fuzz sandbox, the helper's test and the test box need root: say so, and count it as a failure. */
@@ -54,14 +55,20 @@ if (which === 'e2e' || which === 'all') {
   const files = testFiles('dist/test/e2e');
   if (!needsRoot('the end-to-end suite')) {
     failed = 1;
-  } else if (testbox('up') !== 0) {
-    console.error('run-tests: the test box did not start; end-to-end tests not run');
-    failed = 1;
   } else {
     try {
-      // One file at a time: they share the one box.
-      failed |= nodeTest(files, ['--test-concurrency=1']);
+      if (testbox('up') !== 0) {
+        console.error('run-tests: the test box did not start; end-to-end tests not run');
+        failed = 1;
+      } else if (testbox('up', '--arch', 'arm64') !== 0) {
+        console.error('run-tests: the arm64 test box did not start; end-to-end tests not run');
+        failed = 1;
+      } else {
+        // One file at a time: they share the boxes.
+        failed |= nodeTest(files, ['--test-concurrency=1']);
+      }
     } finally {
+      testbox('down', '--arch', 'arm64');
       testbox('down');
     }
   }
