@@ -1007,6 +1007,10 @@ static void join_session(const char *session) {
   if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) not_running(session, strerror(errno));
   if (userns >= 0) close(userns);
   if (setns(pidns, CLONE_NEWPID) < 0) not_running(session, strerror(errno));
+  /* Joining a mount namespace needs an fs_struct of our own. This helper is single-threaded, so
+   * it has one; but under qemu-user (a remote that emulates this helper's CPU) qemu runs a
+   * thread of its own that shares it, and setns refuses with EINVAL. */
+  if (unshare(CLONE_FS) < 0) not_running(session, strerror(errno));
   if (setns(mntns, CLONE_NEWNS) < 0) not_running(session, strerror(errno));
   close(pidns);
   close(mntns);
