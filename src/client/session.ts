@@ -19,6 +19,7 @@ import type { PhaseTimes } from './phase-times';
 import type { ReconnectingLink } from './reconnecting-link';
 import { ResumableChannel } from './resumable-channel';
 import { nodeArgv } from './runtime';
+import type { RunTimeout } from './run-timeout';
 
 export interface SessionOptions {
   conn: Client;
@@ -47,6 +48,8 @@ export interface SessionOptions {
   onCommandStart?: () => void;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
+  /** --timeout: ends the command when it runs out. */
+  timeout?: RunTimeout;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -102,7 +105,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     commandStarted = true;
     opts.onCommandStart?.();
     opts.phases?.mark('command channel');
-    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal);
+    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal, opts.timeout);
     opts.phases?.mark('command');
     log(`command ended with status ${status} (${elapsed()})`);
     // When the agent dies, the helper's init kills the command (status 137): tell that apart
