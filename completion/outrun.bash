@@ -4,8 +4,8 @@
 # Installed at PREFIX/share/bash-completion/completions/outrun; or source it from ~/.bashrc.
 
 # Keep in step with `outrun --help` (test/unit/bash-completion.test.ts compares them).
-_outrun_options='-p -l -i -F -o -J -C -v -t -T -S -O -- --stats --cache-paths --cache-size --no-cache --no-chroot --mount --kernel-cache --check --help --version'
-_outrun_options_with_argument='-p -l -i -F -o -J -S -O --cache-paths --cache-size --kernel-cache --mount'
+_outrun_options='-p -l -i -F -o -J -C -v -t -T -S -O -- --stats --cache-paths --cache-size --no-cache --no-chroot --mount --timeout --kill-after --kernel-cache --check --help --version'
+_outrun_options_with_argument='-p -l -i -F -o -J -S -O --cache-paths --cache-size --timeout --kill-after --kernel-cache --mount'
 # The ssh_config keys outrun honours, for -o.
 _outrun_ssh_keys='BatchMode Compression ConnectTimeout GlobalKnownHostsFile HostKeyAlias HostName IdentitiesOnly IdentityAgent IdentityFile Port ProxyCommand ProxyJump SendEnv ServerAliveCountMax ServerAliveInterval StrictHostKeyChecking User UserKnownHostsFile'
 

@@ -7,6 +7,7 @@
 import { OutrunError } from './errors';
 import { parseCachedTrees } from '../fs/shared/cache-scope';
 import type { ResolveOptions } from './ssh-config';
+import { parseDuration } from './run-timeout';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
@@ -68,6 +69,16 @@ options:
   --check         probe the remote and print, one line each, what a run needs and
                   whether it is there (exit 0: a run would work, 1: something is missing);
                   with --no-chroot, what such a run needs
+  --timeout DURATION
+                  end the command when DURATION has passed since outrun started
+                  (connecting and mounting count): SIGTERM to its process group on
+                  the remote, SIGKILL after the --kill-after grace; outrun then exits
+                  124 (137 when it had to kill). DURATION as timeout(1): a number,
+                  fractions allowed, with an optional suffix s (default), m, h or d;
+                  0: no limit
+  --kill-after DURATION
+                  with --timeout: how long a command may take to end after the
+                  SIGTERM before it is killed (default 10s; 0: at once)
   --kernel-cache SECONDS
                   how long the remote kernel keeps names, attributes and absent names
                   without asking (default 10; 0: ask every time). Local changes made
@@ -123,6 +134,10 @@ export interface CliOptions {
   noChroot?: boolean;
   /** --mount (repeatable, comma-separated): local paths as given, besides the cwd. */
   mounts?: string[];
+  /** --timeout in ms (0, the default: no limit), counted from outrun's start. */
+  timeoutMs?: number;
+  /** --kill-after in ms: the grace between the timeout's SIGTERM and its SIGKILL. */
+  killAfterMs?: number;
 }
 
 /** -o ControlPersist's value, as ssh reads it: yes, no, seconds (or 1m, 2h...). */
@@ -266,14 +281,19 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       options.cachePaths = [];
       continue;
     }
-    const long = /^--(cache-paths|cache-size|kernel-cache|mount)(?:=(.*))?$/s.exec(arg);
+    const long = /^--(cache-paths|cache-size|kernel-cache|mount|timeout|kill-after)(?:=(.*))?$/s.exec(arg);
     if (long) {
       let value = long[2];
       if (value === undefined) {
         if (i + 1 >= argv.length) throw usageError(`option --${long[1]} needs an argument`);
         value = argv[++i];
       }
-      if (long[1] === 'mount') {
+      if (long[1] === 'timeout' || long[1] === 'kill-after') {
+        const ms = parseDuration(value);
+        if (ms === undefined) throw usageError(`--${long[1]} '${value}' is not a duration (a number with an optional s, m, h or d, e.g. 30, 1.5m)`);
+        if (long[1] === 'timeout') options.timeoutMs = ms;
+        else options.killAfterMs = ms;
+      } else if (long[1] === 'mount') {
         const paths = value.split(',');
         if (paths.some((p) => p === '')) throw usageError(`--mount '${value}': empty path`);
         options.mounts = [...(options.mounts ?? []), ...paths];
@@ -325,9 +345,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (rest.length === 0) return { action, options, command: [] };
     return { action, options, destination: parseDestination(rest[0]), command: rest.slice(1) };
   }
+  if (options.killAfterMs !== undefined && options.timeoutMs === undefined) throw usageError('--kill-after needs --timeout');
   if (options.mounts && !options.noChroot) throw usageError('--mount needs --no-chroot (a chroot run sees the whole local tree)');
   if (options.jump !== undefined && 'proxycommand' in options.sshOptions)
     throw usageError('-J cannot be combined with -o ProxyCommand');
+  if (options.timeoutMs !== undefined && (options.controlCommand || options.check))
+    throw usageError(`--timeout bounds a run, not ${options.controlCommand ? `-O ${options.controlCommand}` : '--check'}`);
   if (options.controlCommand) {
     if (i >= argv.length) throw usageError(`-O ${options.controlCommand} needs a destination`);
     if (i + 1 < argv.length) throw usageError(`-O ${options.controlCommand} takes no command`);

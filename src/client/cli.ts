@@ -16,6 +16,7 @@ import { PhaseTimes } from './phase-times';
 import { controlSocketPath } from './control-path';
 import { controlRequest } from './master-client';
 import { runThroughMaster } from './master-run';
+import { DEFAULT_KILL_AFTER_MS, RunTimeout, TIMED_OUT_STATUS } from './run-timeout';
 
 /** How long a signal during the set-up waits for the relays' BYE to leave. */
 const SETUP_BYE_FLUSH_MS = 2000;
@@ -62,6 +63,10 @@ async function main(argv: string[]): Promise<number> {
   const command = parsed.command;
   const local = localExecSpec(command);
   const spec = options.noChroot ? (await import('./host-view-spec')).hostViewSpec(local, options.mounts ?? [], resolved.sendEnv) : local;
+  // --timeout: counted from the process's start (performance.now() is 0 there).
+  const timeout = options.timeoutMs ? new RunTimeout(options.timeoutMs, options.killAfterMs ?? DEFAULT_KILL_AFTER_MS) : undefined;
+  const ranOutLine = () =>
+    process.stderr.write(`outrun: the --timeout of ${options.timeoutMs! / 1000} s ran out before the command started (connecting, or setting up the remote); nothing was run\n`);
   if (socketPath) {
     const status = await runThroughMaster({
       socketPath,
@@ -73,12 +78,26 @@ async function main(argv: string[]): Promise<number> {
       phases,
       verbose: options.verbose,
       log,
+      timeout,
     });
     if (status !== undefined) return status;
+  }
+  if (timeout?.expired) {
+    ranOutLine();
+    return TIMED_OUT_STATUS;
   }
   // Loaded only for a direct run (ssh2, grpc-js, protobufjs: about 240 ms of a start): a
   // run attached to a master needs none of them.
   const runtimes = loadRuntimes();
+  // The time running out before the command started stops the run where it is, as SIGTERM
+  // then would (below): the relays, once there, are told; the remote then ends the agent
+  // and cleans up as after any end; outrun exits 124.
+  let setupLink: import('./reconnecting-link').ReconnectingLink | undefined;
+  timeout?.onExpiryBeforeStart(() => {
+    ranOutLine();
+    setupLink?.byeNow();
+    void (setupLink?.flushed(SETUP_BYE_FLUSH_MS) ?? Promise.resolve()).then(() => process.exit(TIMED_OUT_STATUS));
+  });
   const { connectSsh } = await import('./ssh-connect');
   const interactive = !!process.stdin.isTTY;
   const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
@@ -119,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const onSetupSignal = new Map((['SIGTERM', 'SIGHUP'] as const).map((s) => [s, setupSignal(s)]));
   const dropSetupSignals = () => onSetupSignal.forEach((h, s) => process.off(s, h));
+  setupLink = link;
   if (link) {
     process.once('exit', () => link.byeNow());
     onSetupSignal.forEach((h, s) => process.on(s, h));
@@ -152,6 +172,7 @@ async function main(argv: string[]): Promise<number> {
           ? undefined
           : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
       kernelCacheS: options.kernelCacheS,
+      timeout,
     });
   } catch (err) {
     if (link?.state === 'gone' || link?.state === 'down') {

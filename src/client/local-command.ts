@@ -7,12 +7,16 @@ import type { Terminal } from './terminal';
 import { HangupWatch, wasTerminal } from './hangup';
 import { Termination } from './termination';
 import type { RemoteSignalName } from './remote-signal';
+import type { RunTimeout } from './run-timeout';
 
 // Passed on as they come; SIGTERM (termination.ts) and SIGHUP (hangup.ts) have rules of their own.
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-/** Runs the command on its link and resolves with its exit status. */
-export async function runLocalCommand(link: CommandLink, spec: Buffer, terminal: Terminal | undefined): Promise<number> {
+/**
+ * Runs the command on its link and resolves with its exit status. `timeout` (--timeout): the
+ * command is ended when it runs out, and the status is 124 or 137 then (run-timeout.ts).
+ */
+export async function runLocalCommand(link: CommandLink, spec: Buffer, terminal: Terminal | undefined, timeout?: RunTimeout): Promise<number> {
   const { ended, ready } = link;
   // Only now: an early channel abandoned (the mount failed) must not print the helper's complaint.
   link.errors.pipe(process.stderr, { end: false });
@@ -23,7 +27,11 @@ export async function runLocalCommand(link: CommandLink, spec: Buffer, terminal:
       hint: 'run with -v for details',
     });
   }
+  // The time ran out while the run was being set up, and the run stops (cli.ts exits 124):
+  // no command is started. (Through a master the command started with the attach already.)
+  if (timeout?.stopsBeforeStart) return new Promise<number>(() => undefined);
   link.start(spec);
+  timeout?.commandStarted((name) => link.signal(name));
 
   terminal?.enterRaw((rows, cols) => link.resize(rows, cols));
   const signalHandlers = new Map<string, () => void>();
@@ -76,17 +84,18 @@ export async function runLocalCommand(link: CommandLink, spec: Buffer, terminal:
     link.output.pipe(process.stdout, { end: false });
     link.output.resume();
     hangup.start();
-    const status = await Promise.race([ended, termination.gaveUp]);
+    const status = await Promise.race([ended, termination.gaveUp, timeout?.gaveUp ?? new Promise<never>(() => undefined)]);
     if (status === undefined) {
       throw new OutrunError('SSH_LOST', 'the connection ended before the command reported its status');
     }
-    return status;
+    return timeout ? timeout.statusOf(status) : status;
   } finally {
     process.stdin.unpipe(link.input);
     process.stdin.pause();
     for (const [sig, handler] of signalHandlers) process.off(sig, handler);
     process.off('SIGTERM', onSigterm);
     termination.dispose();
+    timeout?.dispose();
     hangup.stop();
     terminal?.restore();
   }

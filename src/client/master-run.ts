@@ -12,6 +12,7 @@ import { runLocalCommand } from './local-command';
 import { commandEnvOf } from './command-env';
 import type { CommandLink } from './command-link';
 import type { PhaseTimes } from './phase-times';
+import type { RunTimeout } from './run-timeout';
 
 export interface MasterRunOptions {
   socketPath: string;
@@ -25,6 +26,11 @@ export interface MasterRunOptions {
   phases: PhaseTimes;
   verbose: number;
   log: (msg: string) => void;
+  /**
+   * --timeout. Running out before the attach is done does not stop the attach: the master
+   * has the spec and may be starting the command; once it has, the command is ended as any.
+   */
+  timeout?: RunTimeout;
 }
 
 export async function runThroughMaster(opts: MasterRunOptions): Promise<number | undefined> {
@@ -36,7 +42,8 @@ export async function runThroughMaster(opts: MasterRunOptions): Promise<number |
   if (link instanceof OutrunError && link.code === 'ARCH_MISMATCH') throw link;
   // No master, or one that could not take the run (it has made way): start one, once.
   // (A busy master is alive: the run goes direct rather than start another.)
-  if (!isLink(link) && opts.persist !== undefined && !(link instanceof OutrunError && link.code === 'MASTER_BUSY')) {
+  // (Not once the time ran out: the run ends with 124 instead.)
+  if (!isLink(link) && opts.persist !== undefined && !opts.timeout?.expired && !(link instanceof OutrunError && link.code === 'MASTER_BUSY')) {
     log(`master: ${'none' in link ? link.why : link.message}; starting one`);
     const start: MasterStart = {
       argv: [...opts.connectArgv, 'true'],
@@ -60,7 +67,7 @@ export async function runThroughMaster(opts: MasterRunOptions): Promise<number |
     return undefined;
   }
   opts.phases.mark('attach and exec');
-  const status = await runLocalCommand(link, spec, terminal);
+  const status = await runLocalCommand(link, spec, terminal, opts.timeout);
   opts.phases.mark('command');
   if (opts.stats) process.stderr.write(`outrun: ${opts.phases.line()} (through the master at ${opts.socketPath})\n`);
   return status;

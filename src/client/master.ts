@@ -20,7 +20,7 @@ import { Frame, FrameReader, MUX_VERSION, dataFrames, jsonFrame, parseJson, pars
 import { keyPathOf, privateDir } from './control-path';
 import { uidOfSpec, viewOfSpec } from './exec-spec-uid';
 
-const SIGNAL_NAMES: ReadonlySet<string> = new Set(['INT', 'TERM', 'HUP', 'QUIT', 'USR1', 'USR2', 'PIPE', 'KILL', 'HANGUP']);
+const SIGNAL_NAMES: ReadonlySet<string> = new Set(['INT', 'TERM', 'HUP', 'QUIT', 'USR1', 'USR2', 'PIPE', 'KILL', 'HANGUP', 'TIMEOUT']);
 /** A command channel that takes longer than this to open means the link is gone. */
 const EXEC_TIMEOUT_MS = 15_000;
 /** How long a run waits for a channel when the remote refuses more (sshd's MaxSessions). */

@@ -5,8 +5,11 @@
 import type { Client, ClientChannel } from 'ssh2';
 import { shellQuote } from './shell-quote';
 
-/** What `outrun-helper signal` takes: a signal name without SIG, or HANGUP (the terminal went away). */
-export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP';
+/**
+ * What `outrun-helper signal` takes: a signal name without SIG, HANGUP (the terminal went away)
+ * or TIMEOUT (--timeout ran out: SIGTERM and SIGCONT to the command's whole process group).
+ */
+export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP' | 'TIMEOUT';
 
 /** How often a signal is retried while the helper has not recorded the command yet (5 s). */
 const RETRIES = 25;

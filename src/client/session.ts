@@ -19,6 +19,7 @@ import type { PhaseTimes } from './phase-times';
 import type { ReconnectingLink } from './reconnecting-link';
 import { ResumableChannel } from './resumable-channel';
 import { nodeArgv, unameMachine } from './runtime';
+import type { RunTimeout } from './run-timeout';
 
 export interface SessionOptions {
   conn: Client;
@@ -50,6 +51,8 @@ export interface SessionOptions {
   /** The remote is of another architecture and runs the local programs through this
    * binfmt_misc handler (--stats says so). */
   emulation?: { handler: string; interpreter: string; machine: string };
+  /** --timeout: ends the command when it runs out. */
+  timeout?: RunTimeout;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -105,7 +108,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     commandStarted = true;
     opts.onCommandStart?.();
     opts.phases?.mark('command channel');
-    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal);
+    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal, opts.timeout);
     opts.phases?.mark('command');
     log(`command ended with status ${status} (${elapsed()})`);
     // When the agent dies, the helper's init kills the command (status 137): tell that apart

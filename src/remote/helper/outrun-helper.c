@@ -5,7 +5,7 @@
  *   outrun-helper agent SESSION_DIR [--as UID:GID] -- PROGRAM [ARGS...]
  *   outrun-helper bind ROOT
  *   outrun-helper exec SESSION_DIR [RUN]
- *   outrun-helper signal SESSION_DIR NAME [RUN] (NAME: INT, TERM, ..., KILL, or HANGUP)
+ *   outrun-helper signal SESSION_DIR NAME [RUN] (NAME: INT, TERM, ..., KILL, HANGUP or TIMEOUT)
  *   outrun-helper try-userns DIR   (outrun --check: can this login mount FUSE in a user namespace?)
  *   outrun-helper --version
  *
@@ -58,6 +58,8 @@
 #define SESSION_NAME_MAX 100
 /* The value `signal ... HANGUP` queues with SIGHUP: the local terminal went away. */
 #define HANGUP_VALUE 0x48555030 /* "HUP0" */
+/* The value `signal ... TIMEOUT` queues with SIGTERM: outrun's --timeout ran out. */
+#define TIMEOUT_VALUE 0x54494d30 /* "TIM0" */
 
 /* Exit statuses (match src/client/errors.ts). */
 #define EXIT_USAGE 2
@@ -1212,6 +1214,16 @@ static int cmd_exec(int argc, char **argv) {
       continue;
     }
     if (sig == SIGHUP && hung_up && si.si_code == SI_KERNEL) continue;
+    if (sig == SIGTERM && si.si_code == SI_QUEUE && si.si_value.sival_int == TIMEOUT_VALUE) {
+      /* --timeout ran out (`outrun-helper signal ... TIMEOUT`): what timeout(1) sends, SIGTERM
+       * to the command and to its whole process group (with or without a terminal), then
+       * SIGCONT to both, so that a stopped command sees the SIGTERM too. */
+      kill(child, SIGTERM);
+      kill(-child, SIGTERM);
+      kill(child, SIGCONT);
+      kill(-child, SIGCONT);
+      continue;
+    }
     if (sig != SIGCHLD) {
       kill(tty ? -child : child, sig);
       continue;
@@ -1266,7 +1278,9 @@ static pid_t parent_of(pid_t pid) {
  * it to the command as sshd would have. KILL cannot be forwarded (it would end the helper), so it
  * goes straight to the command's process group. HANGUP (the local terminal went away) makes the
  * exec helper give the command SIGHUP and hang up its terminal: reads then see end of file and
- * writes fail with EIO, the foreground group gets SIGHUP when the helper ends, as locally. */
+ * writes fail with EIO, the foreground group gets SIGHUP when the helper ends, as locally. TIMEOUT
+ * (--timeout ran out) makes it send SIGTERM and SIGCONT to the command and its process group, as
+ * timeout(1) does. */
 static int cmd_signal(int argc, char **argv) {
   if (argc != 4 && argc != 5) usage();
   const char *session = argv[2];
@@ -1276,9 +1290,10 @@ static int cmd_signal(int argc, char **argv) {
   run_file(cmd_pid_name, sizeof cmd_pid_name, "cmd", argc == 5 ? argv[4] : NULL);
   int sig = 0;
   int hangup = strcmp(argv[3], "HANGUP") == 0;
+  int timeout = strcmp(argv[3], "TIMEOUT") == 0;
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
     if (strcmp(argv[3], signal_names[i].name) == 0) sig = signal_names[i].sig;
-  if (!sig && !hangup) die(EXIT_USAGE, "unknown signal %s", argv[3]);
+  if (!sig && !hangup && !timeout) die(EXIT_USAGE, "unknown signal %s", argv[3]);
   const char *why;
   if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
   char path[PATH_MAX];
@@ -1292,6 +1307,12 @@ static int cmd_signal(int argc, char **argv) {
   if (stat("/proc/self/exe", &self) < 0 || stat(exe, &other) < 0 || self.st_dev != other.st_dev ||
       self.st_ino != other.st_ino)
     die(EXIT_OUTRUN, "session %s runs no command any more", session);
+  if (timeout) {
+    /* SIGTERM with a value that says "timeout": the exec helper sends it to the command's group. */
+    union sigval v = {.sival_int = TIMEOUT_VALUE};
+    if (sigqueue(helper, SIGTERM, v) < 0) die(EXIT_OUTRUN, "sigqueue %ld: %s", (long)helper, strerror(errno));
+    return 0;
+  }
   if (hangup) {
     /* SIGHUP with a value that says "hang-up": the exec helper hangs up the command's terminal. */
     union sigval v = {.sival_int = HANGUP_VALUE};
