@@ -44,6 +44,8 @@ export interface EnsuredRuntime {
   /** How a chroot run's (local) programs run there: natively, through a binfmt_misc handler
    * (its name and interpreter: emulated), or not at all (another architecture, no handler). */
   chroot: { native: true } | { native: false; handler: string; interpreter: string; machine: string } | undefined;
+  /** Its load, as the probe read it (a pool's placement). */
+  load?: { load1: number; cpus: number };
   /** Why a chroot run cannot run there (set exactly when chroot is undefined): the refusal a
    * direct chroot run gives, for a master to give its chroot runs. */
   chrootRefusal?: OutrunError;
@@ -236,7 +238,8 @@ export async function ensureRemoteRuntime(
     ? undefined
     : assess({ probe, host, localMachine: set.local.machine, runtimes: facts, mode: 'chroot' }).find((i) => i.name === 'architecture' && !i.ok);
   const chrootRefusal = refusal && new OutrunError(refusal.code ?? 'ARCH_MISMATCH', refusal.detail, { hint: refusal.fix });
-  const found = { remoteDir, runtime, chroot, ...(chrootRefusal ? { chrootRefusal } : {}), ...(rootless ? { rootless } : {}) };
+  const load = probe.load1 !== undefined && probe.cpus !== undefined ? { load1: probe.load1, cpus: probe.cpus } : undefined;
+  const found = { remoteDir, runtime, chroot, ...(load ? { load } : {}), ...(chrootRefusal ? { chrootRefusal } : {}), ...(rootless ? { rootless } : {}) };
 
   // c. Warm path.
   if (probe.complete) return { ...found, uploaded: false };

@@ -124,7 +124,7 @@ export interface CliOptions {
   kernelCacheS?: number;
   /** -o ControlPersist: idle milliseconds before the master ends; 'forever' (yes); undefined: no master. */
   controlPersist?: number | 'forever';
-  /** -S */
+  /** -S PATH (a socket path; see looksLikePool) */
   controlPath?: string;
   /** -O */
   controlCommand?: 'check' | 'exit';
@@ -166,8 +166,13 @@ export interface Destination {
   port?: number;
 }
 
+/** A run's destination when it is a pool: -S sshlogins (each value as given) or @NAME. */
+export type PoolRef = { logins: string[] } | { name: string };
+
 export type ParsedArgs =
   | { action: 'run'; options: CliOptions; destination: Destination; command: string[] }
+  /** A run on a pool: `baseArgv` is the options without the pool (a chosen host's run adds its destination). */
+  | { action: 'pool'; options: CliOptions; pool: PoolRef; command: string[]; baseArgv: string[] }
   | { action: 'help' | 'version'; options: CliOptions; destination?: Destination; command: string[] }
   | { action: 'control'; options: CliOptions; destination: Destination; command: [] }
   | { action: 'check'; options: CliOptions; destination: Destination; command: [] };
@@ -248,8 +253,20 @@ export function parseDestination(text: string): Destination {
 }
 
 /** Parse outrun's argv (without `node` and the script: process.argv.slice(2)). */
+/**
+ * Whether a -S value is a host pool (GNU parallel's --sshlogin) rather than a control socket
+ * path (ssh's -S): `:`, `..`, a list (a comma), or an `N/` slot count. A socket path that would
+ * read as one is written ./2/sock.
+ */
+export function looksLikePool(value: string): boolean {
+  return value === ':' || value === '..' || value.includes(',') || /^[0-9]+\//.test(value);
+}
+
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const options: CliOptions = { identityFiles: [], sshOptions: {}, verbose: 0, help: false, version: false };
+  const pool: string[] = [];
+  /** Where each pool -S was: the token, the letter's offset in it, whether its value was the next token. */
+  const poolAt: { token: number; at: number; next: boolean }[] = [];
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i];
@@ -329,13 +346,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       }
       if (!WITH_ARG.has(letter)) throw usageError(`unknown option '-${letter}'`);
       let value: string;
+      const token = i;
       if (j + 1 < arg.length) {
         value = arg.slice(j + 1);
       } else {
         if (i + 1 >= argv.length) throw usageError(`option -${letter} needs an argument`);
         value = argv[++i];
       }
-      applyOption(options, letter, value);
+      if (letter === 'S' && looksLikePool(value)) {
+        pool.push(value);
+        poolAt.push({ token, at: j, next: token !== i });
+      } else applyOption(options, letter, value);
       break;
     }
   }
@@ -351,6 +372,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     throw usageError('-J cannot be combined with -o ProxyCommand');
   if (options.timeoutMs !== undefined && (options.controlCommand || options.check))
     throw usageError(`--timeout bounds a run, not ${options.controlCommand ? `-O ${options.controlCommand}` : '--check'}`);
+  if (pool.length > 0 && (options.controlCommand || options.check)) {
+    throw usageError(`${options.check ? '--check' : `-O ${options.controlCommand}`} takes one destination, not a pool`);
+  }
   if (options.controlCommand) {
     if (i >= argv.length) throw usageError(`-O ${options.controlCommand} needs a destination`);
     if (i + 1 < argv.length) throw usageError(`-O ${options.controlCommand} takes no command`);
@@ -360,6 +384,22 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (i >= argv.length) throw usageError('--check needs a destination');
     if (i + 1 < argv.length) throw usageError('--check takes no command');
     return { action: 'check', options, destination: parseDestination(argv[i]), command: [] };
+  }
+  const poolName = pool.length === 0 && argv[i]?.startsWith('@') ? argv[i].slice(1) : undefined;
+  if (pool.length > 0 || poolName !== undefined) {
+    if (options.controlPath !== undefined) throw usageError('-S PATH (a master\'s socket) names one destination: not with a pool');
+    if (poolName !== undefined && !/^[A-Za-z0-9._-]+$/.test(poolName)) throw usageError(`bad pool name '${argv[i]}'`);
+    const command = argv.slice(poolName !== undefined ? i + 1 : i);
+    if (command.length === 0) throw usageError('missing command to run on the pool');
+    // The options as given, less the pool: what each chosen host's run is started with.
+    const baseArgv: string[] = [];
+    argv.slice(0, i).forEach((tok, k) => {
+      const p = poolAt.find((x) => x.token === k);
+      if (poolAt.some((x) => x.next && x.token + 1 === k)) return;
+      if (!p) baseArgv.push(tok);
+      else if (p.at > 1) baseArgv.push(tok.slice(0, p.at));
+    });
+    return { action: 'pool', options, pool: poolName !== undefined ? { name: poolName } : { logins: pool }, command, baseArgv };
   }
   if (i >= argv.length) throw usageError('missing destination and command');
   const destination = parseDestination(argv[i]);

@@ -16,6 +16,7 @@ import { PhaseTimes } from './phase-times';
 import { controlSocketPath } from './control-path';
 import { controlRequest } from './master-client';
 import { runThroughMaster } from './master-run';
+import type { PoolHooks } from './pool/pool-run';
 import { DEFAULT_KILL_AFTER_MS, RunTimeout, TIMED_OUT_STATUS } from './run-timeout';
 
 /** How long a signal during the set-up waits for the relays' BYE to leave. */
@@ -26,7 +27,26 @@ const VERSION = '0.1.0';
 async function main(argv: string[]): Promise<number> {
   guardLocalTerminal();
   const parsed = parseArgs(argv);
+  if (parsed.action === 'pool') {
+    const { runOnPool } = await import('./pool/pool-run');
+    return runOnPool({
+      pool: parsed.pool,
+      baseArgv: parsed.baseArgv,
+      command: parsed.command,
+      verbose: parsed.options.verbose,
+      timeoutMs: parsed.options.timeoutMs,
+      killAfterMs: parsed.options.killAfterMs,
+      runOne: (one, hooks) => runOn(parseArgs(one), one, hooks),
+      say: (line) => process.stderr.write(`outrun: ${line}\n`),
+    });
+  }
+  return runOn(parsed, argv);
+}
+
+/** One destination: a run, a check or a control request. `pool`: the run is a pool's (pool-run.ts). */
+async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?: PoolHooks): Promise<number> {
   if (parsed.action !== 'run' && parsed.action !== 'control' && parsed.action !== 'check') {
+    if (parsed.action === 'pool') throw new OutrunError('INTERNAL', 'a pool within a pool');
     process.stdout.write(parsed.action === 'help' ? USAGE : `outrun ${VERSION}\n`);
     return 0;
   }
@@ -80,7 +100,10 @@ async function main(argv: string[]): Promise<number> {
       log,
       timeout,
     });
-    if (status !== undefined) return status;
+    if (status !== undefined) {
+      if (options.stats && pool) process.stderr.write(`outrun: stats: ${pool.chosen}\n`);
+      return status;
+    }
   }
   if (timeout?.expired) {
     ranOutLine();
@@ -100,7 +123,12 @@ async function main(argv: string[]): Promise<number> {
   });
   const { connectSsh } = await import('./ssh-connect');
   const interactive = !!process.stdin.isTTY;
-  const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive });
+  const conn = await connectSsh(resolved, { verbose: options.verbose, log, interactive }).catch(async (err: unknown) => {
+    // A pool's host that cannot be reached: the pool tries another (nothing ran).
+    const e = asOutrunError(err);
+    if (pool && e.exitStatus === ExitStatus.SSH) throw new (await import('./pool/pool-run')).HostUnreachable(e);
+    throw err;
+  });
   log(`connected to ${resolved.user}@${resolved.hostName}:${resolved.port} (${at()})`);
   phases.mark('connect');
   let lost: OutrunError | undefined;
@@ -148,8 +176,9 @@ async function main(argv: string[]): Promise<number> {
     const ensuring = ensureRemoteRuntime(conn, runtimes, log, { host: resolved.hostName, mode: options.noChroot ? 'host' : 'chroot' });
     ensuring.catch(() => undefined);
     // The session's code (grpc-js, protobufjs) loads while the remote runs the probe.
-    const { runSession } = await import('./session');
-    const { remoteDir, uploaded, rootless, runtime, chroot } = await ensuring;
+    const { runSession, emulationLine } = await import('./session');
+    const { remoteDir, uploaded, rootless, runtime, chroot, load } = await ensuring;
+    if (pool && load) pool.probed(load.load1, load.cpus);
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${runtime.machine}, ${at()})`);
     phases.mark('runtime check');
     return await runSession({
@@ -157,7 +186,10 @@ async function main(argv: string[]): Promise<number> {
       remoteDir,
       loader: runtime.loader,
       rootless,
-      emulation: !options.noChroot && chroot?.native === false ? chroot : undefined,
+      statsNotes: [
+        ...(pool ? [pool.chosen] : []),
+        ...(!options.noChroot && chroot?.native === false ? [emulationLine(chroot)] : []),
+      ],
       spec,
       pty,
       verbose: options.verbose,

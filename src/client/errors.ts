@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'HOST_KEY_CHANGED'
   | 'HOST_KEY_REVOKED'
   | 'PROXY_FAILED'
+  | 'POOL_UNREACHABLE'
   | 'REMOTE_NO_FUSE'
   | 'REMOTE_NO_USERNS'
   | 'ARCH_MISMATCH'
@@ -52,6 +53,7 @@ const SSH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'HOST_KEY_CHANGED',
   'HOST_KEY_REVOKED',
   'PROXY_FAILED',
+  'POOL_UNREACHABLE',
 ]);
 
 export class OutrunError extends Error {

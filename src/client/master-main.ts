@@ -56,7 +56,12 @@ async function main(): Promise<void> {
     const ensuring = ensureRemoteRuntime(conn, loadRuntimes(), log, { host: resolved.hostName, mode: 'either' });
     ensuring.catch(() => undefined);
     await import('./agent-session');
-    const { remoteDir, rootless, runtime, chrootRefusal } = await ensuring;
+    const { remoteDir, rootless, runtime, chrootRefusal, load } = await ensuring;
+    // What a pool's placement reads of this host (pool/host-state.ts).
+    if (load) {
+      const { HostStates, poolKeyOf } = await import('./pool/host-state');
+      new HostStates().probed(poolKeyOf(resolved), load.load1, load.cpus);
+    }
     process.chdir('/');
     return {
       conn,

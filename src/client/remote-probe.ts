@@ -38,6 +38,9 @@ export interface Probe {
   complete: boolean;
   cat: boolean;
   sftp: boolean;
+  /** 1-minute load average and CPU count (a pool's placement; undefined: unknown). */
+  load1?: number;
+  cpus?: number;
   /** binfmt_misc, probed only on a remote of another architecture than this machine's
    * (undefined: not probed or not mounted there). */
   binfmt?: { enabled: boolean; entries: BinfmtEntry[] };
@@ -80,6 +83,8 @@ export function probeScript(runtimeIds: Record<string, string>, localMachine: st
     `printf '${t}os=%s\\n' "$(uname -s 2>/dev/null)"`,
     `printf '${t}machine=%s\\n' "$(uname -m 2>/dev/null)"`,
     `printf '${t}kernel=%s\\n' "$(uname -r 2>/dev/null)"`,
+    `printf '${t}load=%s\\n' "$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"`,
+    `printf '${t}cpus=%s\\n' "$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo 2>/dev/null)"`,
     `u=$(id -u 2>/dev/null) || u=`,
     `[ -n "$u" ] || while read -r k v rest; do [ "$k" = Uid: ] && u=$v; done </proc/self/status`,
     `printf '${t}uid=%s\\n' "$u"`,
@@ -163,6 +168,8 @@ export function parseProbe(out: string): Probe | undefined {
     // Unknown (not printed) is not a refusal: the upload then finds out for itself.
     cat: kv.get('cat') !== '0',
     sftp: kv.get('sftp') !== '0',
+    ...(/^\d{1,6}(\.\d{1,3})?$/.test(text('load')) ? { load1: Number(text('load')) } : {}),
+    ...(/^[1-9]\d{0,5}$/.test(text('cpus')) ? { cpus: Number(text('cpus')) } : {}),
     ...(kv.has('binfmtstatus') ? { binfmt: { enabled: kv.get('binfmtstatus') === 'enabled', entries: handlers } } : {}),
   };
 }

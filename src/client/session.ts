@@ -48,9 +48,8 @@ export interface SessionOptions {
   onCommandStart?: () => void;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
-  /** The remote is of another architecture and runs the local programs through this
-   * binfmt_misc handler (--stats says so). */
-  emulation?: { handler: string; interpreter: string; machine: string };
+  /** More for --stats to say of the run (the host a pool chose, an emulated architecture). */
+  statsNotes?: string[];
   /** --timeout: ends the command when it runs out. */
   timeout?: RunTimeout;
 }
@@ -123,7 +122,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     if (opts.stats) {
       for (const line of agent.stats.lines()) process.stderr.write(`outrun: ${line}\n`);
       if (opts.phases) process.stderr.write(`outrun: ${opts.phases.line()}\n`);
-      if (opts.emulation) process.stderr.write(`outrun: ${emulationLine(opts.emulation)}\n`);
+      for (const note of opts.statsNotes ?? []) process.stderr.write(`outrun: stats: ${note}\n`);
     }
     return status;
   } finally {
@@ -136,5 +135,5 @@ export async function runSession(opts: SessionOptions): Promise<number> {
 
 /** What --stats says of a run whose local programs the remote emulates. */
 export function emulationLine(e: { handler: string; interpreter: string; machine: string }): string {
-  return `stats: emulated: the remote is ${e.machine}; the command's ${unameMachine() ?? process.arch} programs ran through its binfmt_misc handler ${e.handler} (${e.interpreter})`;
+  return `emulated: the remote is ${e.machine}; the command's ${unameMachine() ?? process.arch} programs ran through its binfmt_misc handler ${e.handler} (${e.interpreter})`;
 }

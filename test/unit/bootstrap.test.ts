@@ -280,7 +280,11 @@ test('cold then warm install of the built runtime into a local directory', { ski
     const cacheRoot = path.join(root, 'runtime');
     const logs: string[] = [];
     const cold = await ensureRemoteRuntime(asClient(new FakeConn(() => 'local')), rt, (s) => logs.push(s), { cacheRoot });
-    assert.deepEqual(cold, { remoteDir: `${cacheRoot}/${rt.id}`, uploaded: true, runtime: rt, chroot: { native: true } });
+    // The probe also read this machine's load (for a pool's placement).
+    assert.equal(cold.load?.cpus, os.availableParallelism());
+    assert.ok(cold.load!.load1 >= 0);
+    const { load: _load, ...rest } = cold;
+    assert.deepEqual(rest, { remoteDir: `${cacheRoot}/${rt.id}`, uploaded: true, runtime: rt, chroot: { native: true } });
     assert.equal(fs.statSync(cacheRoot).mode & 0o777, 0o700);
     assert.ok(fs.existsSync(path.join(cold.remoteDir, '.complete')));
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(cold.remoteDir, 'manifest.json'), 'utf8')).id, rt.id);
@@ -292,7 +296,7 @@ test('cold then warm install of the built runtime into a local directory', { ski
     assert.deepEqual(fs.readdirSync(cacheRoot), [rt.id]);
     const conn = new FakeConn(() => 'local');
     const warm = await ensureRemoteRuntime(asClient(conn), rt, () => undefined, { cacheRoot });
-    assert.deepEqual(warm, { remoteDir: cold.remoteDir, uploaded: false, runtime: rt, chroot: { native: true } });
+    assert.deepEqual({ ...warm, load: undefined }, { remoteDir: cold.remoteDir, uploaded: false, runtime: rt, chroot: { native: true }, load: undefined });
     assert.equal(conn.commands.length, 1);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

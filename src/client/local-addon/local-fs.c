@@ -1,6 +1,7 @@
 // The local file server's native calls: what Node's fs lacks. Extended attributes
 // (l*xattr: never following a symlink), utimensat with nanoseconds and UTIME_OMIT, and
-// renameat2 with its flags. Each call is synchronous (they are quick metadata calls on the
+// renameat2 with its flags; and flock, which a host pool's slots are (src/client/pool/).
+// Each call is synchronous (they are quick metadata calls on the
 // local disk) and returns a negative errno instead of throwing, so that the server turns
 // it into the errno of its reply. Paths arrive checked (absolute, no NUL) by the server.
 #define _GNU_SOURCE
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -126,6 +128,14 @@ static napi_value rename2(napi_env env, napi_callback_info info) {
   return num(env, renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) < 0 ? -errno : 0);
 }
 
+/** flock(fd, op): op is LOCK_EX or LOCK_UN, with LOCK_NB; 0 or -errno (EWOULDBLOCK: held elsewhere). */
+static napi_value flock_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (args(env, info, 2, argv)) return NULL;
+  int op = (int)int_arg(env, argv[1]) & (LOCK_EX | LOCK_UN | LOCK_NB);
+  return num(env, flock((int)int_arg(env, argv[0]), op) < 0 ? -errno : 0);
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"getxattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
@@ -134,6 +144,7 @@ NAPI_MODULE_INIT() {
       {"removexattr", NULL, remove_xattr, NULL, NULL, NULL, napi_default, NULL},
       {"utimens", NULL, utimens, NULL, NULL, NULL, napi_default, NULL},
       {"rename", NULL, rename2, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, flock_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -1,5 +1,6 @@
 // The local file server's native addon (src/client/local-addon/local-fs.c): extended
-// attributes, utimensat with nanoseconds and UTIME_OMIT, renameat2 flags. Each call returns
+// attributes, utimensat with nanoseconds and UTIME_OMIT, renameat2 flags, flock (a host pool's
+// slots, src/client/pool/slots.ts). Each call returns
 // its result or a negative errno. Without the addon (not built) the server answers as Node
 // alone can: EOPNOTSUPP for xattrs, microsecond times, no rename flags.
 import { existsSync } from 'node:fs';
@@ -13,7 +14,13 @@ export interface LocalNative {
   /** nsec may be UTIME_NOW or UTIME_OMIT. */
   utimens(path: Buffer, aSec: number, aNsec: number, mSec: number, mNsec: number): number;
   rename(from: Buffer, to: Buffer, flags: number): number;
+  /** op: LOCK_EX or LOCK_UN, or'ed with LOCK_NB. */
+  flock(fd: number, op: number): number;
 }
+
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
 
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
