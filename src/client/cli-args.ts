@@ -11,6 +11,8 @@ import { parseDuration } from './run-timeout';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
+       outrun [options] -S [N/][user@]host,... command [args...]
+       outrun [options] @POOL command [args...]
        outrun [-S PATH] -O check|exit [user@]host
        outrun [options] --check [user@]host
 
@@ -47,6 +49,15 @@ options:
                   Runs with a terminal (-t) and runs through a master are not resumed
   -S PATH         the master's socket (default $XDG_RUNTIME_DIR/outrun/ or
                   /tmp/outrun-UID/, a directory only you can enter)
+  -S [N/]LOGIN[,...]
+                  a host pool instead of a destination (GNU parallel's sshlogins:
+                  N slots on LOGIN, default its CPU count; ':' this machine; '..'
+                  the logins in ~/.parallel/sshloginfile); repeatable. The run goes
+                  to the least busy host with a free slot, waits when all are
+                  taken, skips an unreachable host for 60 s. A value with a comma,
+                  an N/ prefix, ':' or '..' is a pool; any other is a socket path
+  @POOL           (as the destination) the pool named in
+                  $XDG_CONFIG_HOME/outrun/config: a line "pool POOL LOGIN,..." 
   -O check|exit   ask the destination's master whether it runs, or to end
   --              end of options
   --stats         at the end, print on stderr: RPCs by kind, round trips, bytes each
