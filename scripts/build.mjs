@@ -26,6 +26,12 @@ if (newer(proto, path.join(gen, 'outrun.d.ts'))) {
   run(bin('pbts'), ['-o', path.join(gen, 'outrun.d.ts'), path.join(gen, 'outrun.js')]);
 }
 run(bin('tsc'), ['-p', 'tsconfig.json']);
+// The library API's types (the package's "types"): its declarations only, from src/index.ts.
+run(bin('tsc'), [
+  '--declaration', '--emitDeclarationOnly', '--strict', '--skipLibCheck', '--esModuleInterop',
+  '--target', 'es2022', '--module', 'commonjs', '--types', 'node',
+  '--rootDir', 'src', '--outDir', 'dist/types', 'src/index.ts',
+]);
 // The command itself is one bundled file: resolving and reading some 300 modules (ssh2,
 // grpc-js, protobufjs) cost more than the SSH handshake at every start. It stays at
 // dist/src/client/cli.js (paths to dist/runtime are relative to it). ssh2's optional native

@@ -16,6 +16,7 @@ import { PhaseTimes } from './phase-times';
 import { controlSocketPath } from './control-path';
 import { controlRequest } from './master-client';
 import { runThroughMaster } from './master-run';
+import { writeSync } from 'node:fs';
 import type { PoolHooks } from './pool/pool-run';
 import { DEFAULT_KILL_AFTER_MS, RunTimeout, TIMED_OUT_STATUS } from './run-timeout';
 
@@ -37,11 +38,17 @@ async function main(argv: string[]): Promise<number> {
       timeoutMs: parsed.options.timeoutMs,
       killAfterMs: parsed.options.killAfterMs,
       runOne: (one, hooks) => runOn(parseArgs(one), one, hooks),
+      ranOn: (login) => (ranOn = login),
       say: (line) => process.stderr.write(`outrun: ${line}\n`),
     });
   }
   return runOn(parsed, argv);
 }
+
+/** The destination the command ran on (a pool's choice), for report(). */
+let ranOn: string | undefined;
+/** The run's --timeout, for report(). */
+let runTimeout: RunTimeout | undefined;
 
 /** One destination: a run, a check or a control request. `pool`: the run is a pool's (pool-run.ts). */
 async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?: PoolHooks): Promise<number> {
@@ -51,6 +58,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
     return 0;
   }
   const { options } = parsed;
+  if (!pool) ranOn = argv[argv.length - parsed.command.length - 1];
   const log = (msg: string) => {
     if (options.verbose > 0) process.stderr.write(`outrun: ${msg}\n`);
   };
@@ -85,6 +93,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
   const spec = options.noChroot ? (await import('./host-view-spec')).hostViewSpec(local, options.mounts ?? [], resolved.sendEnv) : local;
   // --timeout: counted from the process's start (performance.now() is 0 there).
   const timeout = options.timeoutMs ? new RunTimeout(options.timeoutMs, options.killAfterMs ?? DEFAULT_KILL_AFTER_MS) : undefined;
+  runTimeout = timeout;
   const ranOutLine = () =>
     process.stderr.write(`outrun: the --timeout of ${options.timeoutMs! / 1000} s ran out before the command started (connecting, or setting up the remote); nothing was run\n`);
   if (socketPath) {
@@ -243,9 +252,34 @@ function exitWith(status: number): void {
   process.stderr.write('', done);
 }
 
-main(process.argv.slice(2)).then(exitWith, (err: unknown) => {
-  const e = asOutrunError(err);
-  process.stderr.write(`${e.oneLine()}\n`);
-  if (process.env.OUTRUN_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error)?.stack ?? e.cause)}\n`);
-  exitWith(e.exitStatus ?? ExitStatus.OUTRUN);
-});
+/**
+ * OUTRUN_REPORT_FD=N (set by the library API, src/client/api/run.ts): how the run ended goes
+ * to fd N as one JSON line, so that a caller can tell the command's own status from outrun's
+ * failure (both are exit statuses) and learn the host a pool chose.
+ */
+function report(end: { status: number; failure?: OutrunError }): void {
+  const fd = Number(process.env.OUTRUN_REPORT_FD);
+  if (!Number.isSafeInteger(fd) || fd < 3) return;
+  const f = end.failure;
+  const line = { status: end.status, host: ranOn, timedOut: !!runTimeout?.expired, ...(f ? { failure: { code: f.code, message: f.message, ...(f.hint ? { hint: f.hint } : {}) } } : {}) };
+  try {
+    writeSync(fd, `${JSON.stringify(line)}\n`);
+  } catch {
+    // nobody is listening
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (status) => {
+    report({ status });
+    exitWith(status);
+  },
+  (err: unknown) => {
+    const e = asOutrunError(err);
+    process.stderr.write(`${e.oneLine()}\n`);
+    if (process.env.OUTRUN_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error)?.stack ?? e.cause)}\n`);
+    const status = e.exitStatus ?? ExitStatus.OUTRUN;
+    report({ status, failure: e });
+    exitWith(status);
+  },
+);

@@ -38,6 +38,8 @@ export interface PoolRunOptions {
   killAfterMs?: number;
   /** Runs `argv` (options, one destination, the command) as outrun does. */
   runOne(argv: string[], hooks: PoolHooks): Promise<number>;
+  /** Told the login of the host a run goes to (before it runs there). */
+  ranOn?(login: string): void;
   say(line: string): void;
 }
 
@@ -80,6 +82,7 @@ export async function runOnPool(o: PoolRunOptions): Promise<number> {
     }
     const { host, slot } = placed;
     log(`${host.member.login} chosen: ${placed.why}`);
+    o.ranOn?.(host.member.login);
     try {
       if (host.member.login === ':') return await runHere(o.command, o.timeoutMs, o.killAfterMs);
       return await o.runOne([...o.baseArgv, host.member.login, ...o.command], {
