@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests first, then the end-to-end
-// suite against the project's test boxes, the native one and the arm64 one (started here and
-// always stopped again).
+// suite against the project's test boxes, the three native ones (box, box2 and box3, for the host
+// pool's tests) and the arm64 one (started here and always stopped again).
 //   node scripts/run-tests.mjs [unit|e2e|all]   (unit includes the fuzz run)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -57,8 +57,8 @@ if (which === 'e2e' || which === 'all') {
     failed = 1;
   } else {
     try {
-      if (testbox('up') !== 0) {
-        console.error('run-tests: the test box did not start; end-to-end tests not run');
+      if (testbox('up', '--boxes', '3') !== 0) {
+        console.error('run-tests: the test boxes did not start; end-to-end tests not run');
         failed = 1;
       } else if (testbox('up', '--arch', 'arm64') !== 0) {
         console.error('run-tests: the arm64 test box did not start; end-to-end tests not run');
@@ -69,7 +69,7 @@ if (which === 'e2e' || which === 'all') {
       }
     } finally {
       testbox('down', '--arch', 'arm64');
-      testbox('down');
+      testbox('down'); // every native box: box, box2, box3
     }
   }
 }
