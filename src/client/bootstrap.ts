@@ -209,7 +209,9 @@ export async function ensureRemoteRuntime(
 
   // b. Refuse before uploading anything: the first item a run needs that is missing (the same
   // judgement as outrun --check). The upload's own failures (disk full) are reported below.
-  const missing = assess({ probe, host, localMachine: set.local.machine, runtimes: facts, mode: opts.mode }).find((i) => !i.ok);
+  // (Sizes 0: a run does not refuse for free space; the upload finds out, and says so, below.)
+  const unsized = Object.fromEntries(Object.entries(facts).map(([m, f]) => [m, { ...f, bytes: 0 }]));
+  const missing = assess({ probe, host, localMachine: set.local.machine, runtimes: unsized, mode: opts.mode }).find((i) => !i.ok);
   if (missing) throw new OutrunError(missing.code ?? 'UPLOAD_FAILED', missing.detail, { hint: missing.fix });
   const machine = normalizeMachine(probe.machine);
   const runtime = set.byMachine[machine]!;
@@ -236,7 +238,7 @@ export async function ensureRemoteRuntime(
   const remoteDir = `${root}/${runtime.id}`;
   const refusal = chroot
     ? undefined
-    : assess({ probe, host, localMachine: set.local.machine, runtimes: facts, mode: 'chroot' }).find((i) => i.name === 'architecture' && !i.ok);
+    : assess({ probe, host, localMachine: set.local.machine, runtimes: unsized, mode: 'chroot' }).find((i) => i.name === 'architecture' && !i.ok);
   const chrootRefusal = refusal && new OutrunError(refusal.code ?? 'ARCH_MISMATCH', refusal.detail, { hint: refusal.fix });
   const load = probe.load1 !== undefined && probe.cpus !== undefined ? { load1: probe.load1, cpus: probe.cpus } : undefined;
   const found = { remoteDir, runtime, chroot, ...(load ? { load } : {}), ...(chrootRefusal ? { chrootRefusal } : {}), ...(rootless ? { rootless } : {}) };
