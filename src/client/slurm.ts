@@ -167,11 +167,19 @@ function refusal(stderr: TailLines, code: number | null | undefined): OutrunErro
   // salloc: error: Job submit/allocate failed: Invalid partition name specified
   const partition = stderr.lastWith('Invalid partition name specified');
   if (partition) return new OutrunError('SLURM_REFUSED', `Slurm refused the allocation: ${clean(partition)}`, { hint: 'check the partition (sinfo lists them)', exitStatus: SlurmStatus.REFUSED });
-  // salloc: error: Unable to allocate resources: Requested nodes are busy   (--immediate ran out)
-  // salloc: Pending job allocation N / salloc: job N queued and waiting for resources / salloc: error: Unable to allocate resources: ...
-  const busy = stderr.lastWith('Requested nodes are busy') ?? stderr.lastWith('Unable to allocate resources');
-  if (busy && /busy|immediate|time/i.test(busy))
-    return new OutrunError('SLURM_PENDING', `the Slurm allocation stayed pending: ${clean(busy)}`, { hint: 'the nodes are busy; a larger --immediate=SECONDS in -o SlurmOptions waits longer', exitStatus: SlurmStatus.PENDING });
+  // Pending past --immediate=N (salloc 22.05, exact lines):
+  //   salloc: Pending job allocation N
+  //   salloc: job N queued and waiting for resources
+  //   salloc: error: Unable to allocate resources: Connection timed out
+  // and, for nodes named with -w that are taken: "... Requested nodes are busy".
+  const queued = stderr.lastWith('queued and waiting for resources') ?? stderr.lastWith('Pending job allocation');
+  const unable = stderr.lastWith('Unable to allocate resources');
+  const busy = stderr.lastWith('Requested nodes are busy');
+  if (busy || (queued && unable))
+    return new OutrunError('SLURM_PENDING', `the Slurm allocation was still pending when salloc gave up: ${clean(busy ?? unable!)}`, {
+      hint: 'the nodes are busy; a larger --immediate=SECONDS in -o SlurmOptions waits longer, none waits as long as it takes',
+      exitStatus: SlurmStatus.PENDING,
+    });
   const last = stderr.lastWith('error') ?? stderr.last();
   if (code === 127 || (last && /salloc: (command )?not found/.test(last)))
     return new OutrunError('SLURM_REFUSED', `the login node has no salloc: ${last ?? 'command not found'}`, { hint: 'is this a Slurm login node?', exitStatus: SlurmStatus.REFUSED });
