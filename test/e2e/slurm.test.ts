@@ -133,6 +133,26 @@ describe('slurm://: Slurm places the command', { timeout: 600_000 }, () => {
     assert.equal(await waitClean(), '');
   });
 
+  test('make -j4 CC="outrun slurm://cluster cc" builds the same objects as cc here', async () => {
+    const src = path.join(dir, 'make');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(path.join(src, 'ref'), { recursive: true });
+    const objs = [1, 2, 3, 4, 5, 6].map((i) => {
+      writeFileSync(path.join(src, `f${i}.c`), `int f${i}(int x) { return x * ${i} + 1; }\n`);
+      return `f${i}.o`;
+    });
+    writeFileSync(path.join(src, 'Makefile'), `all: ${objs.join(' ')}\n%.o: %.c\n\t$(CC) -O2 -c $< -o $@\n`);
+    const local = spawnSync('make', ['-s', '-C', src, 'CC=cc'], { encoding: 'utf8' });
+    assert.equal(local.status, 0, local.stderr);
+    for (const o of objs) writeFileSync(path.join(src, 'ref', o), readFileSync(path.join(src, o)));
+    for (const o of objs) rmSync(path.join(src, o));
+    const cc = `${process.execPath} ${path.join(ROOT, 'dist/src/client/cli.js')} -F ${SSH_CONFIG} slurm://cluster cc`;
+    const remote = spawnSync('make', ['-s', '-j4', '-C', src, `CC=${cc}`], { encoding: 'utf8', env: withoutJob(), timeout: 180_000 });
+    assert.equal(remote.status, 0, remote.stderr);
+    for (const o of objs) assert.equal(sha256(readFileSync(path.join(src, o))), sha256(readFileSync(path.join(src, 'ref', o))), o);
+    assert.equal(await waitClean(), '');
+  });
+
   test('a killed outrun leaves no job behind (the allocation ends with the connection)', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/client/cli.js'), '-F', SSH_CONFIG, 'slurm://cluster', 'sh', '-c', 'echo started; sleep 60'], { env: withoutJob(), stdio: ['ignore', 'pipe', 'inherit'] });
