@@ -134,6 +134,19 @@ export async function placeOnSlurm(
     stderr.push(d);
     log(`slurm: ${d.toString().trim()}`);
   });
+  // A signal while the job is pending (salloc: Pending job allocation N) cancels it first:
+  // salloc would otherwise wait in the queue until it is granted (and then give it back).
+  let pendingId: string | undefined;
+  ch.stderr.on('data', () => (pendingId ??= /Pending job allocation (\d+)/.exec(stderr.lastWith('Pending job allocation') ?? '')?.[1]));
+  const onSignal = (sig: NodeJS.Signals) => {
+    dropSignals();
+    const raise = () => process.kill(process.pid, sig);
+    if (!pendingId) return raise();
+    void Promise.race([execOnce(conn, shellQuote(['scancel', pendingId])).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]).then(raise);
+  };
+  const handlers = new Map((['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, () => onSignal(sig)]));
+  const dropSignals = () => handlers.forEach((h, sig) => process.off(sig, h));
+  handlers.forEach((h, sig) => process.on(sig, h));
   const granted = await new Promise<{ jobId: string; node: string } | undefined>((resolve) => {
     ch.on('data', (d: Buffer) => {
       said += d.toString();
@@ -141,7 +154,7 @@ export async function placeOnSlurm(
       if (m) resolve({ jobId: m[1], node: m[2] });
     });
     void closed.then(() => resolve(undefined));
-  });
+  }).finally(dropSignals);
   if (!granted) throw refusal(stderr, exited);
   const { jobId, node } = granted;
   log(`slurm: job ${jobId} on ${node}`);

@@ -121,6 +121,14 @@ describe('slurm://: Slurm places the command', { timeout: 600_000 }, () => {
       assert.equal(r.status, 252, r.stderr);
       assert.match(r.stderr, /^outrun: the Slurm allocation was still pending when salloc gave up: /);
       assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+      // Ctrl-C while the job is pending: it is cancelled, not left in the queue.
+      const { spawn } = await import('node:child_process');
+      const waiting = spawn(process.execPath, [path.join(ROOT, 'dist/src/client/cli.js'), '-F', SSH_CONFIG, 'slurm://cluster', 'true'], { env: withoutJob(), stdio: 'ignore' });
+      const end = Date.now() + 15_000;
+      while (!/PENDING/.test(cluster('squeue -h -o %T').stdout) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+      waiting.kill('SIGINT');
+      assert.equal(await new Promise((r) => waiting.on('close', (code, sig) => r(code ?? sig))), 'SIGINT');
+      assert.equal(cluster('squeue -h -t PD -o %i').stdout.trim(), '');
       // SLURM_JOB_ID here (as inside `salloc -N3 make -j`): steps of that job, spread over its nodes.
       const rs = await Promise.all(Array.from({ length: 6 }, () => onSlurm(['slurm://cluster', 'uname', '-n'], { ...withoutJob(), SLURM_JOB_ID: job })));
       for (const x of rs) assert.equal(x.status, 0, x.stderr);
