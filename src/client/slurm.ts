@@ -222,10 +222,17 @@ async function jobVerdict(conn: Client, jobId: string, node: string, salloc?: Ta
 /** A run inside an allocation made elsewhere: a node of it, the least used by our runs. */
 async function inExistingJob(conn: Client, jobId: string, log: (msg: string) => void): Promise<SlurmPlacement> {
   if (!/^[0-9]+$/.test(jobId)) throw new OutrunError('USAGE', `bad Slurm job id '${jobId}'`);
-  const r = await execOnce(conn, `squeue -h -j ${shellQuoteArg(jobId)} -o %N && scontrol show hostnames "$(squeue -h -j ${shellQuoteArg(jobId)} -o %N)"`);
-  const nodes = r.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+  // Asked again when the answer is empty: one of 6 concurrent runs once got nothing (a busy slurmctld).
+  const ask = () => execOnce(conn, `squeue -h -j ${shellQuoteArg(jobId)} -o %N && scontrol show hostnames "$(squeue -h -j ${shellQuoteArg(jobId)} -o %N)"`);
+  const nodesOf = (x: { stdout: string }) => x.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+  let r = await ask();
+  for (let tries = 0; tries < 3 && (r.code !== 0 || nodesOf(r).length === 0); tries++) {
+    await new Promise((res) => setTimeout(res, 300));
+    r = await ask();
+  }
+  const nodes = nodesOf(r);
   if (r.code !== 0 || nodes.length === 0)
-    throw new OutrunError('SLURM_REFUSED', `the Slurm job ${jobId} has no nodes to run on: ${(r.stderr.trim().split('\n').pop() ?? '').replace(/^squeue: error: /, '') || 'not running'}`, {
+    throw new OutrunError('SLURM_REFUSED', `the Slurm job ${jobId} has no nodes to run on: ${(r.stderr.trim().split('\n').pop() ?? '').replace(/^squeue: error: /, '') || `not running (squeue status ${r.code})`}`, {
       hint: 'is the allocation still there (squeue)?',
       exitStatus: SlurmStatus.REFUSED,
     });
@@ -260,6 +267,24 @@ async function leastUsed(jobId: string, nodes: string[]): Promise<{ name: string
       return false;
     }
   };
+  // Counting and taking a place is one step among concurrent runs: a mkdir(2) lock (one left
+  // by a run killed meanwhile is taken over after 5 s).
+  const { rmdirSync, statSync } = await import('node:fs');
+  const lock = join(dir, '.lock');
+  for (let tries = 0; ; tries++) {
+    try {
+      mkdirSync(lock, { mode: 0o700 });
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 5000) rmdirSync(lock);
+      } catch {
+        // taken and freed meanwhile
+      }
+      if (tries > 500) break; // ~10 s: go on unlocked rather than not at all
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   const count = new Map(nodes.map((n) => [n, 0]));
   for (const f of readdirSync(dir)) {
     const m = /^(.+)\.(\d+)$/.exec(f);
@@ -275,6 +300,11 @@ async function leastUsed(jobId: string, nodes: string[]): Promise<{ name: string
   const name = [...count.entries()].sort((a, b) => a[1] - b[1] || nodes.indexOf(a[0]) - nodes.indexOf(b[0]))[0][0];
   const file = join(dir, `${name}.${process.pid}`);
   writeFileSync(file, '');
+  try {
+    rmdirSync(lock);
+  } catch {
+    // not ours (went on unlocked)
+  }
   return {
     name,
     free: () => {

@@ -132,7 +132,11 @@ describe('slurm://: Slurm places the command', { timeout: 600_000 }, () => {
       // SLURM_JOB_ID here (as inside `salloc -N3 make -j`): steps of that job, spread over its nodes.
       const rs = await Promise.all(Array.from({ length: 6 }, () => onSlurm(['slurm://cluster', 'uname', '-n'], { ...withoutJob(), SLURM_JOB_ID: job })));
       for (const x of rs) assert.equal(x.status, 0, x.stderr);
-      assert.ok(new Set(rs.map((x) => x.stdout.toString().trim())).size >= 2);
+      // The least used node each time (counted under a lock): 2 runs on each of the 3.
+      assert.equal(new Set(rs.map((x) => x.stdout.toString().trim())).size, 3);
+      const gone = await onSlurm(['-o', 'SlurmJob=99999', 'slurm://cluster', 'true']);
+      assert.equal(gone.status, 253);
+      assert.match(gone.stderr, /^outrun: the Slurm job 99999 has no nodes to run on: .*Invalid job id specified/);
       // The job is ours to end, not outrun's: it is still there.
       assert.match(cluster(`squeue -h -j ${job} -o %T`).stdout, /RUNNING/);
     } finally {
