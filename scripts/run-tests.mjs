@@ -52,7 +52,8 @@ if (which === 'unit' || which === 'all') {
   }
 }
 if (which === 'e2e' || which === 'all') {
-  const files = testFiles('dist/test/e2e');
+  // slurm.test.js needs the test cluster (scripts/testcluster up), which this run does not start: run it by hand.
+  const files = testFiles('dist/test/e2e').filter((f) => path.basename(f) !== 'slurm.test.js');
   if (!needsRoot('the end-to-end suite')) {
     failed = 1;
   } else {

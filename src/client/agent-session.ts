@@ -57,6 +57,8 @@ export interface AgentSessionOptions {
   currentConn?: () => Client | undefined;
   /** Seconds the remote kernel may keep names, attributes and absences (default KERNEL_CACHE_S). */
   kernelCacheS?: number;
+  /** Where node-bound programs run (a Slurm step, slurm.ts); undefined: on the login itself. */
+  remoteExec?: (command: string) => string;
 }
 
 /** How long a run's start may wait for the agent's revalidation. */
@@ -118,7 +120,7 @@ export class AgentSession {
     const as = opts.rootless ? localIds() : undefined;
     this.agentChannel = opts.relay
       ? opts.relay.open(agentArgv(opts.remoteDir, this.sessionDir, opts.loader, as))
-      : execChannel(opts.conn, agentCommand(opts.remoteDir, this.sessionDir, opts.loader, as), false);
+      : execChannel(opts.conn, (opts.remoteExec ?? ((c: string) => c))(agentCommand(opts.remoteDir, this.sessionDir, opts.loader, as)), false);
     this.agentChannel.catch(() => undefined);
     this.agentClosed = this.agentChannel.then(
       (ch) =>

@@ -11,6 +11,7 @@ import { parseDuration } from './run-timeout';
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
+       outrun [options] slurm://[user@]login[:port][/partition] command [args...]
        outrun [options] -S [N/][user@]host,... command [args...]
        outrun [options] @POOL command [args...]
        outrun [-S PATH] -O check|exit [user@]host
@@ -47,6 +48,15 @@ options:
                   of stdin, stdout, stderr or the files is lost or repeated; the
                   remote waits as long for us, then ends the command and cleans up.
                   Runs with a terminal (-t) and runs through a master are not resumed
+  slurm://[user@]login[/partition]
+                  (as the destination) log in to a Slurm login node, allocate one node
+                  (salloc -N1 [-p partition]) and run the command there as a job step;
+                  inside an allocation (SLURM_JOB_ID set here) use its nodes instead.
+                  Not resumed (ReconnectTimeout is 0), no master, no -t for now
+  -o SlurmOptions="WORDS"
+                  more salloc options for slurm://, e.g. "--time=10 --account=x";
+                  --immediate=SECONDS bounds the wait for a busy partition
+  -o SlurmJob=ID  slurm://: run in this existing allocation (default $SLURM_JOB_ID)
   -S PATH         the master's socket (default $XDG_RUNTIME_DIR/outrun/ or
                   /tmp/outrun-UID/, a directory only you can enter)
   -S [N/]LOGIN[,...]
@@ -131,6 +141,10 @@ export interface CliOptions {
   cacheBytes?: number;
   /** -o ReconnectTimeout: milliseconds a dropped link is retried for (0: never). */
   reconnectTimeoutMs?: number;
+  /** -o SlurmOptions=WORDS: more salloc options (slurm:// only; shell-split, never through a shell). */
+  slurmOptions?: string;
+  /** -o SlurmJob=ID (or SLURM_JOB_ID here): run in this existing allocation (slurm:// only). */
+  slurmJob?: string;
   /** --kernel-cache: seconds the remote kernel keeps names, attributes and absences. */
   kernelCacheS?: number;
   /** -o ControlPersist: idle milliseconds before the master ends; 'forever' (yes); undefined: no master. */
@@ -175,6 +189,8 @@ export interface Destination {
   user?: string;
   host: string;
   port?: number;
+  /** slurm://: the host is a Slurm login node; the command runs on a compute node (slurm.ts). */
+  slurm?: { partition?: string };
 }
 
 /** A run's destination when it is a pool: -S sshlogins (each value as given) or @NAME. */
@@ -220,6 +236,15 @@ export function splitSshOption(arg: string): [string, string] {
 
 /** `host`, `user@host`, `ssh://[user@]host[:port]` (host may be a bracketed IPv6 address). */
 export function parseDestination(text: string): Destination {
+  // slurm://[user@]login[:port][/partition]: the login as ssh:// reads it, then a partition.
+  if (/^slurm:\/\//i.test(text)) {
+    const rest = text.slice('slurm://'.length);
+    const slash = rest.indexOf('/', rest.indexOf(']') + 1);
+    const partition = slash >= 0 ? rest.slice(slash + 1).replace(/\/$/, '') : '';
+    if (partition !== '' && !/^[A-Za-z0-9._-]+$/.test(partition)) throw usageError(`bad partition '${partition}' in destination '${text}'`);
+    const login = parseDestination(`ssh://${slash >= 0 ? rest.slice(0, slash) : rest}`);
+    return { ...login, slurm: partition ? { partition } : {} };
+  }
   if (/^ssh:\/\//i.test(text)) {
     let rest = text.slice('ssh://'.length);
     if (rest.endsWith('/')) rest = rest.slice(0, -1);
@@ -451,6 +476,16 @@ function applyOption(options: CliOptions, letter: string, value: string): void {
       if (key === 'reconnecttimeout') {
         if (!/^[0-9]+$/.test(val) || Number(val) > 86_400) throw usageError(`bad -o ReconnectTimeout '${val}': expected SECONDS (0 to 86400)`);
         if (!('reconnectTimeoutMs' in options)) options.reconnectTimeoutMs = Number(val) * 1000;
+        return;
+      }
+      // Outrun's own: salloc options and an existing allocation for slurm:// runs.
+      if (key === 'slurmoptions') {
+        if (!('slurmOptions' in options)) options.slurmOptions = val;
+        return;
+      }
+      if (key === 'slurmjob') {
+        if (!/^[0-9]+$/.test(val)) throw usageError(`bad -o SlurmJob '${val}': expected a job id`);
+        if (!('slurmJob' in options)) options.slurmJob = val;
         return;
       }
       // SendEnv gathers every pattern given (as ssh): one line with all of them.

@@ -67,9 +67,18 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
 
   const phases = new PhaseTimes();
   const resolved = resolveSshConfig(toResolveOptions(parsed));
+  // slurm://: the login node is connected to as any host; the command runs as a job step on a
+  // compute node (slurm.ts). No master (its agent would be on one node for good) and no
+  // resume (a step's stdio cannot be re-attached) for now; no pty (srun --pty merges stderr).
+  const slurm = parsed.action === 'run' ? parsed.destination.slurm : undefined;
+  if (slurm) {
+    if (options.pty === 'force') throw new OutrunError('USAGE', 'slurm:// runs have no terminal (-t) yet', { hint: 'run without -t' });
+    if (options.controlPersist !== undefined || (options.reconnectTimeoutMs ?? 0) > 0)
+      process.stderr.write('outrun: note: slurm:// runs use no master (-o ControlPersist) and are not resumed (-o ReconnectTimeout): ignored\n');
+  }
   // -S none: no master, neither used nor started.
   const socketPath =
-    options.controlPath === 'none'
+    slurm || options.controlPath === 'none'
       ? undefined
       : controlSocketPath(
           { user: resolved.user, hostName: resolved.hostName, port: resolved.port, via: resolved.proxyJump ?? resolved.proxyCommand },
@@ -87,7 +96,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
       conn.end();
     }
   }
-  const pty = options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
+  const pty = slurm ? false : options.pty === 'force' ? true : options.pty === 'disable' ? false : !!(process.stdin.isTTY && process.stdout.isTTY);
   const command = parsed.command;
   const local = localExecSpec(command);
   const spec = options.noChroot ? (await import('./host-view-spec')).hostViewSpec(local, options.mounts ?? [], resolved.sendEnv) : local;
@@ -146,7 +155,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
   });
   // A dropped link is reconnected, with the same settings and host key checks, for up to the
   // limit (resume; not for a pty run's command). No prompts then: the command owns the terminal.
-  const reconnectMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
+  const reconnectMs = slurm ? 0 : (options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS);
   const { ReconnectingLink } = await import('./reconnecting-link');
   // A command on a pty cannot outlive the connection (sshd owns the pty): such a run is
   // not resumed at all, and ends as before when the link goes.
@@ -180,6 +189,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
     process.once('exit', () => link.byeNow());
     onSetupSignal.forEach((h, s) => process.on(s, h));
   }
+  let placement: import('./slurm').SlurmPlacement | undefined;
   try {
     const { ensureRemoteRuntime } = await import('./bootstrap');
     const ensuring = ensureRemoteRuntime(conn, runtimes, log, { host: resolved.hostName, mode: options.noChroot ? 'host' : 'chroot' });
@@ -190,7 +200,12 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
     if (pool && load) pool.probed(load.load1, load.cpus);
     log(`${uploaded ? 'uploaded' : 'found'} runtime ${runtime.id} (${runtime.machine}, ${at()})`);
     phases.mark('runtime check');
-    return await runSession({
+    if (slurm) {
+      const { placeOnSlurm } = await import('./slurm');
+      placement = await placeOnSlurm(conn, { partition: slurm.partition, slurmOptions: options.slurmOptions, job: options.slurmJob ?? process.env.SLURM_JOB_ID, log });
+      phases.mark('slurm allocation');
+    }
+    const sessionRun = runSession({
       conn,
       remoteDir,
       loader: runtime.loader,
@@ -214,7 +229,17 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
           : { trees: options.cachePaths ?? DEFAULT_CACHED_TREES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES },
       kernelCacheS: options.kernelCacheS,
       timeout,
+      remoteExec: placement?.remoteExec,
     });
+    if (!placement) return await sessionRun;
+    // Slurm's word comes first: a node failure or the job's time limit, whatever srun said
+    // (srun may exit 0 when the node failed).
+    const status = await sessionRun.catch(async (err: unknown) => {
+      throw (await placement!.verdict()) ?? err;
+    });
+    const verdict = await placement.verdict();
+    if (verdict) throw verdict;
+    return status;
   } catch (err) {
     if (link?.state === 'gone' || link?.state === 'down') {
       throw new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost and did not come back within ${reconnectMs / 1000} s; the command was ended on the remote`, {
@@ -224,6 +249,7 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
     }
     throw link?.state === 'up' && link.conn !== conn ? err : (lost ?? err);
   } finally {
+    await placement?.release();
     if (link) await link.close();
     else conn.end();
     log(`connection closed (${at()})`);

@@ -46,9 +46,12 @@ export async function openCommandChannel(
   run?: string,
   /** Runs the helper behind a relay instead (resumable-channel.ts); never with a pty. */
   relay?: (program: string[]) => Promise<ClientChannel>,
+  /** Where node-bound programs run (a Slurm step, slurm.ts); undefined: on the login itself. */
+  remoteExec?: (command: string) => string,
 ): Promise<CommandChannel> {
   const program = [`${remoteDir}/outrun-helper`, 'exec', sessionDir, ...(run ? [run] : [])];
-  const ch = relay && !pty ? await relay(program) : await execChannel(conn, shellQuote(program), pty);
+  const line = shellQuote(program);
+  const ch = relay && !pty ? await relay(program) : await execChannel(conn, remoteExec ? remoteExec(line) : line, pty);
   const ended = new Promise<number | undefined>((resolve) => {
     let status: number | undefined;
     ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));

@@ -23,8 +23,8 @@ export interface CommandLink {
 }
 
 /** The link of a direct run: its own command channel, signals over short extra channels. */
-export function directLink(conn: Client | (() => Promise<Client>), remoteDir: string, sessionDir: string, cc: CommandChannel, log: (msg: string) => void): CommandLink {
-  const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, sessionDir, log, cc.ended);
+export function directLink(conn: Client | (() => Promise<Client>), remoteDir: string, sessionDir: string, cc: CommandChannel, log: (msg: string) => void, remoteExec?: (command: string) => string): CommandLink {
+  const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, sessionDir, log, cc.ended, undefined, remoteExec);
   return {
     input: cc.ch,
     output: cc.ch,

@@ -41,6 +41,10 @@ export type ErrorCode =
   | 'CONTROL_PATH_UNSAFE'
   | 'MASTER_UNAVAILABLE'
   | 'MASTER_BUSY'
+  | 'SLURM_REFUSED'
+  | 'SLURM_PENDING'
+  | 'SLURM_TIME_LIMIT'
+  | 'SLURM_NODE_FAILED'
   | 'INTERNAL';
 
 const SSH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

@@ -28,6 +28,8 @@ export class RemoteSignals {
     ended: Promise<unknown>,
     /** Which of the session's runs (a master's attached runs are named); undefined: the only one. */
     private readonly run?: string,
+    /** Where node-bound programs run (a Slurm step, slurm.ts); undefined: on the login itself. */
+    private readonly remoteExec?: (command: string) => string,
   ) {
     void ended.finally(() => (this.commandEnded = true));
   }
@@ -52,7 +54,8 @@ export class RemoteSignals {
 
   /** One try: resolves true when the helper took the signal. */
   private once(conn: Client, name: RemoteSignalName): Promise<boolean> {
-    const command = shellQuote([this.helperPath, 'signal', this.sessionDir, name, ...(this.run ? [this.run] : [])]);
+    const line = shellQuote([this.helperPath, 'signal', this.sessionDir, name, ...(this.run ? [this.run] : [])]);
+    const command = this.remoteExec ? this.remoteExec(line) : line;
     return new Promise((resolve) => {
       const opened = (err: Error | undefined, ch: ClientChannel) => {
         if (err) {

@@ -52,6 +52,8 @@ export interface SessionOptions {
   statsNotes?: string[];
   /** --timeout: ends the command when it runs out. */
   timeout?: RunTimeout;
+  /** Where node-bound programs (agent, command, signals) run: a Slurm step (slurm.ts); undefined: on the login itself. */
+  remoteExec?: (command: string) => string;
 }
 
 export async function runSession(opts: SessionOptions): Promise<number> {
@@ -78,6 +80,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
     (b) => process.stdout.write(b),
     undefined,
     relay,
+    opts.remoteExec,
   );
   commandChannel.catch(() => undefined);
   let commandStarted = false;
@@ -101,13 +104,14 @@ export async function runSession(opts: SessionOptions): Promise<number> {
       rootless: opts.rootless,
       relay: relay && link ? { open: relay, limitMs: link.limitMs } : undefined,
       currentConn: link ? () => link.current : undefined,
+      remoteExec: opts.remoteExec,
     });
     opts.phases?.mark('agent and mount');
     const cc = await commandChannel;
     commandStarted = true;
     opts.onCommandStart?.();
     opts.phases?.mark('command channel');
-    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log), encodeExecSpec(opts.spec), terminal, opts.timeout);
+    const status = await runLocalCommand(directLink(link ? () => link.up() : opts.conn, opts.remoteDir, sessionDir, cc, log, opts.remoteExec), encodeExecSpec(opts.spec), terminal, opts.timeout);
     opts.phases?.mark('command');
     log(`command ended with status ${status} (${elapsed()})`);
     // When the agent dies, the helper's init kills the command (status 137): tell that apart

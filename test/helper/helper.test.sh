@@ -304,8 +304,12 @@ check "... and do not leak out" "0" "$(grep -c leak-check /proc/self/mountinfo)"
 
 echo "# agent: stale sessions"
 deadpid="$(sh -c 'echo $$')"
-mkdir -m 0700 /run/outrun/s-stale /run/outrun/s-stale/sub /run/outrun/s-live /run/outrun/s-nopid
+mkdir -m 0700 /run/outrun/s-stale /run/outrun/s-stale/sub /run/outrun/s-live /run/outrun/s-nopid /run/outrun/s-elsewhere /run/outrun/s-here
 echo "$deadpid" >/run/outrun/s-stale/helper.pid
+echo "$deadpid" >/run/outrun/s-elsewhere/helper.pid
+echo "not-$(uname -n)" >/run/outrun/s-elsewhere/helper.host
+echo "$deadpid" >/run/outrun/s-here/helper.pid
+uname -n >/run/outrun/s-here/helper.host
 echo data >/run/outrun/s-stale/sub/file
 mkdir "$T/canary"
 echo alive >"$T/canary/file"
@@ -319,7 +323,10 @@ check "a stale session (dead helper.pid) is removed at agent start" "no" "$([[ -
 check "... without following its symlinks" "alive" "$(cat "$T/canary/file" 2>&1)"
 check "a live session is kept" "yes" "$([[ -e /run/outrun/s-live/helper.pid ]] && echo yes || echo no)"
 check "a session without helper.pid is kept" "yes" "$([[ -d /run/outrun/s-nopid ]] && echo yes || echo no)"
-rm -rf /run/outrun/s-live /run/outrun/s-nopid
+check "another machine's session (helper.host, a shared home) is kept" "yes" "$([[ -d /run/outrun/s-elsewhere ]] && echo yes || echo no)"
+check "a stale session of this machine (helper.host) is removed" "no" "$([[ -e /run/outrun/s-here ]] && echo yes || echo no)"
+check "helper.host names this machine" "$(uname -n)" "$(cat "$S/helper.host")"
+rm -rf /run/outrun/s-live /run/outrun/s-nopid /run/outrun/s-elsewhere
 check "session dir is root 0700" "700 0" "$(stat -c '%a %u' "$S")"
 check "helper.pid is the outer helper's pid" "$AGENT" "$(cat "$S/helper.pid")"
 check "init.pid is PID 1 of a pid namespace" "1" "$(awk '/^NSpid:/ {print $NF}' "/proc/$INIT/status")"

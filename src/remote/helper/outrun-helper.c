@@ -38,6 +38,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -379,7 +380,42 @@ static void ensure_session_parent(void) {
   }
 }
 
-/* Removes the sessions whose helper.pid names a process that no longer exists. */
+/* This machine's name (uname's nodename): a rootless session parent in a home shared by many
+ * machines (NFS, a Slurm cluster) holds sessions of each; a pid means something only on its own. */
+static const char *node_name(void) {
+  static struct utsname u;
+  if (!u.nodename[0] && uname(&u) < 0) snprintf(u.nodename, sizeof u.nodename, "?");
+  return u.nodename;
+}
+
+/* Whether DIR's helper.host (written before helper.pid) names another machine. */
+static int session_elsewhere(const char *dir) {
+  char path[PATH_MAX], buf[sizeof ((struct utsname *)0)->nodename + 2];
+  if (join_path(path, sizeof path, dir, "helper.host") < 0) return 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return 0; /* a session of an older helper: judged by its pid alone, as before */
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  if (buf[n - 1] == '\n') buf[n - 1] = '\0';
+  return strcmp(buf, node_name()) != 0;
+}
+
+/* Writes DIR/helper.host: this machine's name. */
+static int write_host_file(const char *dir) {
+  char path[PATH_MAX];
+  if (join_path(path, sizeof path, dir, "helper.host") < 0) return -1;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  char line[sizeof ((struct utsname *)0)->nodename + 2];
+  int n = snprintf(line, sizeof line, "%s\n", node_name());
+  if (write_all(fd, line, (size_t)n) < 0 || close(fd) < 0) return -1;
+  return 0;
+}
+
+/* Removes the sessions whose helper.pid names a process that no longer exists (on this machine:
+ * a session another machine runs in a shared home is left alone). */
 static void clean_stale_sessions(void) {
   const char *parent = session_parent();
   DIR *d = opendir(parent);
@@ -394,6 +430,7 @@ static void clean_stale_sessions(void) {
     if (join_path(pidfile, sizeof pidfile, dir, "helper.pid") < 0) continue;
     pid_t pid = read_pid_file(pidfile);
     if (pid <= 0) continue; /* no pid file yet: possibly a session being created right now */
+    if (session_elsewhere(dir)) continue;
     if (kill(pid, 0) == 0 || errno != ESRCH) continue;
     remove_tree(dir); /* a failure is reported and is not fatal */
   }
@@ -595,6 +632,11 @@ static int cmd_agent(int argc, char **argv) {
   }
   if (chmod(session, 0700) < 0) {
     msg("chmod %s: %s", session, strerror(errno));
+    remove_tree(session);
+    exit(EXIT_OUTRUN);
+  }
+  if (write_host_file(session) < 0) {
+    msg("writing %s/helper.host: %s", session, strerror(errno));
     remove_tree(session);
     exit(EXIT_OUTRUN);
   }
