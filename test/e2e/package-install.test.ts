@@ -52,9 +52,15 @@ describe('the packed package, installed', { timeout: 300_000 }, () => {
       'scripts/postinstall.mjs',
       'package.json',
       'README.md',
+      // The library API and its types (the package's main and types).
+      'dist/src/index.js',
+      'dist/src/client/api/run.js',
+      'dist/types/index.d.ts',
+      'scripts/runtime-targets.mjs',
     ])
       assert.ok(files.includes(needed), `${needed} missing from ${files.join(' ')}`);
-    assert.deepEqual(files.filter((f) => /(^|\/)test\/|\.test\.|^src\/|\.ts$|\.map$/.test(f)), []);
+    // No tests, sources or maps (declarations are the API's types).
+    assert.deepEqual(files.filter((f) => /(^|\/)test\/|\.test\.|^src\/|(?<!\.d)\.ts$|\.map$/.test(f)), []);
     // README states the size: keep it true (within 15 %).
     const stated = /packed tarball is about ([0-9.]+) MB/.exec(readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
     assert.ok(stated, 'README states no tarball size ("packed tarball is about N MB")');
@@ -87,6 +93,15 @@ describe('the packed package, installed', { timeout: 300_000 }, () => {
     assert.equal(r.status, 3);
     const t = spawnSync(outrunBin(), ['-F', SSH_CONFIG, 'box', 'true'], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(t.status, 0, t.stderr);
+  });
+
+  test('the installed package\'s main export is the library API, and it runs a command on the box', () => {
+    const main = path.join(prefix, 'lib/node_modules/outrun');
+    const script = `require(${JSON.stringify(main)}).run({ destination: 'box', argv: ['sh', '-c', 'echo api; exit 5'], configFile: ${JSON.stringify(SSH_CONFIG)}, stdout: 'pipe' })
+      .then((r) => console.log(JSON.stringify({ status: r.status, host: r.host, out: r.stdout.toString() })), (e) => { console.error(e); process.exit(9); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { status: 5, host: 'box', out: 'api\n' });
   });
 
   test('man finds the installed page', () => {
