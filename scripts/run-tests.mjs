@@ -31,6 +31,10 @@ function testbox(verb, ...options) {
   return spawnSync('bash', [path.join(ROOT, 'scripts/testbox'), verb, ...options], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
 }
 
+function testcluster(verb) {
+  return spawnSync('bash', [path.join(ROOT, 'scripts/testcluster'), verb], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+}
+
 /** The fuzz sandbox, the helper's test and the test box need root: say so, and count it as a failure. */
 const isRoot = process.getuid?.() === 0;
 function needsRoot(what) {
@@ -52,8 +56,7 @@ if (which === 'unit' || which === 'all') {
   }
 }
 if (which === 'e2e' || which === 'all') {
-  // slurm.test.js needs the test cluster (scripts/testcluster up), which this run does not start: run it by hand.
-  const files = testFiles('dist/test/e2e').filter((f) => path.basename(f) !== 'slurm.test.js');
+  const files = testFiles('dist/test/e2e');
   if (!needsRoot('the end-to-end suite')) {
     failed = 1;
   } else {
@@ -64,11 +67,15 @@ if (which === 'e2e' || which === 'all') {
       } else if (testbox('up', '--arch', 'arm64') !== 0) {
         console.error('run-tests: the arm64 test box did not start; end-to-end tests not run');
         failed = 1;
+      } else if (testcluster('up') !== 0) {
+        console.error('run-tests: the Slurm test cluster did not start; end-to-end tests not run');
+        failed = 1;
       } else {
         // One file at a time: they share the boxes.
         failed |= nodeTest(files, ['--test-concurrency=1']);
       }
     } finally {
+      testcluster('down');
       testbox('down', '--arch', 'arm64');
       testbox('down'); // every native box: box, box2, box3
     }
