@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests first, then the end-to-end
 // suite against the project's test boxes, the three native ones (box, box2 and box3, for the host
-// pool's tests) and the arm64 one (started here and always stopped again).
+// pool's tests) and the arm64 one, and the Slurm test cluster (all started here and always
+// stopped again).
 //   node scripts/run-tests.mjs [unit|e2e|all]   (unit includes the fuzz run)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
