@@ -29,15 +29,17 @@ describe('host pools', { timeout: 600_000 }, () => {
   const names = new Map<string, string>();
   let state: string;
   let env: NodeJS.ProcessEnv;
+  const states: string[] = [];
   before(() => {
     for (const b of BOXES) names.set(b, boxShell('uname -n', b).trim());
     assert.equal(new Set(names.values()).size, 3, `three boxes with names of their own (scripts/testbox up --boxes 3): ${[...names.values()]}`);
   });
   const fresh = () => {
     state = mkdtempSync(path.join(tmpdir(), 'outrun-pool-'));
+    states.push(state);
     env = { ...process.env, XDG_RUNTIME_DIR: state, XDG_CONFIG_HOME: path.join(state, 'config') };
   };
-  after(() => rmSync(state, { recursive: true, force: true }));
+  after(() => states.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   /** `count` concurrent outrun processes on `pool`; each run's box, start and end. */
   async function concurrent(pool: string, count: number, extra: string[] = []) {
