@@ -248,73 +248,24 @@ async function inExistingJob(conn: Client, jobId: string, log: (msg: string) => 
   };
 }
 
+/** Runs one node holds at most, as far as the count below goes (a slot each: pool/slots.ts). */
+const RUNS_PER_NODE = 1024;
+
 /**
- * The node of the job with the fewest outrun runs of ours on it now: one flock(2)ed file per
- * run and node in a private directory, so concurrent outrun processes (a make -j) spread.
+ * The node of the job with the fewest outrun runs of ours on it now: each run holds a slot of
+ * its node (the pool's flock(2) slots, shared by every outrun process of this user), and the
+ * count and the take are one step under the job's lock, so concurrent runs (a make -j) spread.
  */
 async function leastUsed(jobId: string, nodes: string[]): Promise<{ name: string; free: () => void }> {
-  const { mkdirSync, readdirSync, unlinkSync, writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
-  const dir = join(process.env.XDG_RUNTIME_DIR || tmpdir(), `outrun-${process.getuid?.() ?? 0}`, 'slurm', jobId);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Files of runs that ended without removing theirs are stale: a live run's pid is alive.
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  // Counting and taking a place is one step among concurrent runs: a mkdir(2) lock (one left
-  // by a run killed meanwhile is taken over after 5 s).
-  const { rmdirSync, statSync } = await import('node:fs');
-  const lock = join(dir, '.lock');
-  for (let tries = 0; ; tries++) {
-    try {
-      mkdirSync(lock, { mode: 0o700 });
-      break;
-    } catch {
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 5000) rmdirSync(lock);
-      } catch {
-        // taken and freed meanwhile
-      }
-      if (tries > 500) break; // ~10 s: go on unlocked rather than not at all
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  const count = new Map(nodes.map((n) => [n, 0]));
-  for (const f of readdirSync(dir)) {
-    const m = /^(.+)\.(\d+)$/.exec(f);
-    if (!m) continue;
-    if (!alive(Number(m[2]))) {
-      try {
-        unlinkSync(join(dir, f));
-      } catch {
-        // another run removed it
-      }
-    } else if (count.has(m[1])) count.set(m[1], count.get(m[1])! + 1);
-  }
-  const name = [...count.entries()].sort((a, b) => a[1] - b[1] || nodes.indexOf(a[0]) - nodes.indexOf(b[0]))[0][0];
-  const file = join(dir, `${name}.${process.pid}`);
-  writeFileSync(file, '');
-  try {
-    rmdirSync(lock);
-  } catch {
-    // not ours (went on unlocked)
-  }
-  return {
-    name,
-    free: () => {
-      try {
-        unlinkSync(file);
-      } catch {
-        // gone
-      }
-    },
-  };
+  const { HostSlots, underLock } = await import('./pool/slots');
+  return underLock(`slurm ${jobId}`, () => {
+    const slots = new Map(nodes.map((n) => [n, new HostSlots(`slurm ${jobId} ${n}`)]));
+    const held = new Map(nodes.map((n) => [n, slots.get(n)!.held(RUNS_PER_NODE)]));
+    const name = [...nodes].sort((a, b) => held.get(a)! - held.get(b)! || nodes.indexOf(a) - nodes.indexOf(b))[0]!;
+    const slot = slots.get(name)!.tryTake(RUNS_PER_NODE);
+    if (!slot) throw new OutrunError('INTERNAL', `no slot left on ${name} (${RUNS_PER_NODE} runs there)`);
+    return { name, free: slot.release };
+  });
 }
 
 export type { ClientChannel };

@@ -23,16 +23,45 @@ function native(): LocalNative {
   return n;
 }
 
+/** The pool's private directory (made 0700 when missing; refused when unsafe). */
+function poolDir(base: string): string {
+  for (const d of [path.dirname(base), base]) {
+    const unsafe = privateDir(d, true);
+    if (unsafe) throw unsafe;
+  }
+  return base;
+}
+
+const DEFAULT_BASE = () => path.join(defaultControlDir(), 'pool');
+const hashed = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 20);
+
+/**
+ * `fn` while this process holds the exclusive flock of <base>/<name>.lock: a step (count, then
+ * take) that concurrent outrun processes must not interleave. Polled without blocking, so the
+ * event loop goes on; the kernel frees it if its holder dies.
+ */
+export async function underLock<T>(name: string, fn: () => T, base = DEFAULT_BASE()): Promise<T> {
+  const n = native();
+  const fd = fs.openSync(path.join(poolDir(base), `${hashed(name)}.lock`), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  try {
+    for (;;) {
+      const r = n.flock(fd, LOCK_EX | LOCK_NB);
+      if (r === 0) break;
+      if (r !== EWOULDBLOCK) throw new OutrunError('INTERNAL', `cannot lock ${name}: errno ${-r}`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    return fn();
+  } finally {
+    fs.closeSync(fd); // drops the lock
+  }
+}
+
 export class HostSlots {
   private readonly dir: string;
 
   /** `key` names the host (user@hostname:port); `base` is the private directory. */
-  constructor(key: string, base = path.join(defaultControlDir(), 'pool')) {
-    for (const d of [path.dirname(base), base]) {
-      const unsafe = privateDir(d, true);
-      if (unsafe) throw unsafe;
-    }
-    this.dir = path.join(base, createHash('sha256').update(key).digest('hex').slice(0, 20));
+  constructor(key: string, base = DEFAULT_BASE()) {
+    this.dir = path.join(poolDir(base), hashed(key));
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
@@ -68,7 +97,10 @@ export class HostSlots {
   held(count: number): number {
     const n = native();
     let taken = 0;
-    for (let i = 0; i < count; i++) {
+    // Only slots ever taken have a file (tryTake makes them in order): the others are free.
+    for (const name of fs.readdirSync(this.dir)) {
+      const i = Number(name);
+      if (!/^[0-9]+$/.test(name) || i >= count) continue;
       const fd = this.open(i);
       // A lock held through another open file description refuses this one, even in this process.
       const r = n.flock(fd, LOCK_EX | LOCK_NB);
