@@ -8,6 +8,9 @@ import { OutrunError } from './errors';
 import { parseCachedTrees } from '../fs/shared/cache-scope';
 import type { ResolveOptions } from './ssh-config';
 import { parseDuration } from './run-timeout';
+import { looksLikePool } from './pool/pool-syntax';
+
+export { looksLikePool };
 
 export const USAGE = `usage: outrun [options] [user@]host command [args...]
        outrun [options] ssh://[user@]host[:port] command [args...]
@@ -289,15 +292,6 @@ export function parseDestination(text: string): Destination {
 }
 
 /** Parse outrun's argv (without `node` and the script: process.argv.slice(2)). */
-/**
- * Whether a -S value is a host pool (GNU parallel's --sshlogin) rather than a control socket
- * path (ssh's -S): `:`, `..`, a list (a comma), or an `N/` slot count. A socket path that would
- * read as one is written ./2/sock.
- */
-export function looksLikePool(value: string): boolean {
-  return value === ':' || value === '..' || value.includes(',') || /^[0-9]+\//.test(value);
-}
-
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const options: CliOptions = { identityFiles: [], sshOptions: {}, verbose: 0, help: false, version: false };
   const pool: string[] = [];

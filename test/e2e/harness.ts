@@ -83,13 +83,19 @@ export function boxLeftovers(host = 'box'): string {
 }
 
 /** Waits (bounded) until the box is clean: the agent ends just after outrun returns. */
-export async function waitBoxClean(ms = 5000, host = 'box'): Promise<string> {
+/** Asks `what` (what is left: '' when nothing) every `stepMs` until it says '' or `ms` passed; its last answer. */
+export async function waitEmpty(what: () => string, ms: number, stepMs = 200): Promise<string> {
   const deadline = Date.now() + ms;
-  let left = boxLeftovers(host);
+  let left = what();
   while (left && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = boxLeftovers(host);
+    await new Promise((r) => setTimeout(r, stepMs));
+    left = what();
   }
+  return left;
+}
+
+export async function waitBoxClean(ms = 5000, host = 'box'): Promise<string> {
+  let left = await waitEmpty(() => boxLeftovers(host), ms);
   // Why a relay stayed, in its own words (relay.ts keeps a log in its directory).
   if (left) left += `\n${boxShell('for f in /tmp/outrun-relay-*/log; do [ -f "$f" ] && sed "s|^|$f: |" "$f"; done; true', host).trim()}`;
   return left;

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ROOT, SSH_CONFIG, outrun } from './harness';
+import { ROOT, SSH_CONFIG, outrun, waitEmpty } from './harness';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const NODES = ['outrun-node1', 'outrun-node2', 'outrun-node3'];
@@ -41,15 +41,7 @@ function leftovers(): string {
   return [jobs && `jobs: ${jobs}`, ...procs].filter(Boolean).join('\n');
 }
 
-async function waitClean(ms = 10_000): Promise<string> {
-  const end = Date.now() + ms;
-  let left = leftovers();
-  while (left && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 300));
-    left = leftovers();
-  }
-  return left;
-}
+const waitClean = (ms = 10_000) => waitEmpty(leftovers, ms, 300);
 
 describe('slurm://: Slurm places the command', { timeout: 600_000 }, () => {
   let dir = '';

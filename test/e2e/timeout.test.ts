@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, ROOT, SSH_CONFIG, boxShell, outrun, waitBoxClean } from './harness';
+import { CLI, ROOT, SSH_CONFIG, boxShell, outrun, waitBoxClean, waitEmpty } from './harness';
 import { shellQuote } from '../../src/client/shell-quote';
 import { closeTmux, tmux, waitForScreen } from './tmux';
 
@@ -30,15 +30,7 @@ function boxSleepers(): string {
   ).trim();
 }
 
-async function waitNoSleepers(ms = 5000): Promise<string> {
-  const deadline = Date.now() + ms;
-  let left = boxSleepers();
-  while (left && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = boxSleepers();
-  }
-  return left;
-}
+const waitNoSleepers = (ms = 5000) => waitEmpty(boxSleepers, ms);
 
 interface Case {
   name: string;

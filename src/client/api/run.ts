@@ -5,11 +5,12 @@
 // and limits are that process's) and owns its signals, so runs in one program must not
 // share one. The CLI reports how the run ended on a pipe of its own (OUTRUN_REPORT_FD, see
 // cli.ts), so the command's status (any number, 255 included) is never taken for outrun's
-// failure. Only Node's own modules here: this file is part of the installed package as is.
+// failure. Only Node's own modules here (and pool-syntax.ts, likewise): the installed package ships these files as they are.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { looksLikePool } from '../pool/pool-syntax';
 
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | Readable | Writable;
 
@@ -102,8 +103,7 @@ export function outrunArgv(o: RunOptions): string[] {
   if (killAfter !== undefined && o.timeout) args.push('--kill-after', killAfter);
   const d = o.destination;
   // A pool is -S (GNU parallel's sshlogins) or @NAME; anything else is one destination.
-  const pool = d === ':' || d === '..' || d.includes(',') || /^[0-9]+\//.test(d);
-  if (pool) args.push('-S', d, '--');
+  if (looksLikePool(d)) args.push('-S', d, '--');
   else args.push('--', d);
   return [...args, ...o.argv];
 }
