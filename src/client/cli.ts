@@ -154,13 +154,12 @@ async function runOn(parsed: ReturnType<typeof parseArgs>, argv: string[], pool?
     lost = new OutrunError('SSH_LOST', `the connection to ${resolved.hostName} was lost: ${err.message}`, { cause: err });
   });
   // A dropped link is reconnected, with the same settings and host key checks, for up to the
-  // limit (resume; not for a pty run's command). No prompts then: the command owns the terminal.
+  // limit (resume). No prompts then: the command owns the terminal.
   const reconnectMs = slurm ? 0 : (options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS);
   const { ReconnectingLink } = await import('./reconnecting-link');
-  // A command on a pty cannot outlive the connection (sshd owns the pty): such a run is
-  // not resumed at all, and ends as before when the link goes.
+  // A pty run is resumed too: its helper opens the pty on the remote (command-channel.ts).
   const link =
-    reconnectMs > 0 && !pty
+    reconnectMs > 0
       ? new ReconnectingLink(
           conn,
           () => connectSsh(resolved, { verbose: options.verbose, log, interactive: false }),

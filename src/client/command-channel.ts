@@ -28,6 +28,8 @@ export interface CommandChannel {
   ended: Promise<number | undefined>;
   /** Whether the helper said READY; if not, what it printed went to `unexpected`. */
   ready: boolean;
+  /** The helper opened the command's pty itself (behind a relay): sizes go as signals. */
+  ownPty: boolean;
 }
 
 /**
@@ -44,14 +46,18 @@ export async function openCommandChannel(
   unexpected: (bytes: Buffer) => void,
   /** Names the run among the session's (see outrun-helper.c); undefined: the only one. */
   run?: string,
-  /** Runs the helper behind a relay instead (resumable-channel.ts); never with a pty. */
+  /** Runs the helper behind a relay instead (resumable-channel.ts); with a pty, one the helper opens. */
   relay?: (program: string[]) => Promise<ClientChannel>,
   /** Where node-bound programs run (a Slurm step, slurm.ts); undefined: on the login itself. */
   remoteExec?: (command: string) => string,
 ): Promise<CommandChannel> {
-  const program = [`${remoteDir}/outrun-helper`, 'exec', sessionDir, ...(run ? [run] : [])];
+  const helper = `${remoteDir}/outrun-helper`;
+  const rest = [sessionDir, ...(run ? [run] : [])];
+  // Behind a relay the helper opens the pty itself (sshd's would be hung up with the link).
+  const ownPty = relay && pty ? ['exec-pty', String(clampSize(pty.rows, 24)), String(clampSize(pty.cols, 80))] : undefined;
+  const program = [helper, ...(ownPty ?? ['exec']), ...rest];
   const line = shellQuote(program);
-  const ch = relay && !pty ? await relay(program) : await execChannel(conn, remoteExec ? remoteExec(line) : line, pty);
+  const ch = relay ? await relay(program) : await execChannel(conn, remoteExec ? remoteExec(line) : line, pty);
   const ended = new Promise<number | undefined>((resolve) => {
     let status: number | undefined;
     ch.on('exit', (code: number | null, signal?: string) => (status = statusFromExit(code, signal)));
@@ -81,5 +87,10 @@ export async function openCommandChannel(
     ch.on('data', onData);
     ch.on('close', onClose);
   });
-  return { ch, ended, ready };
+  return { ch, ended, ready, ownPty: !!ownPty };
+}
+
+/** A terminal size as the helper takes it (1..65535); what a terminal says is not trusted blindly. */
+function clampSize(n: number | undefined, fallback: number): number {
+  return Number.isSafeInteger(n) && (n as number) >= 1 && (n as number) <= 65535 ? (n as number) : fallback;
 }

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Client } from 'ssh2';
 import type { CommandChannel } from './command-channel';
 import { RemoteSignals, type RemoteSignalName } from './remote-signal';
+import { RemoteSize } from './remote-size';
 
 export interface CommandLink {
   /** The command's stdin. */
@@ -25,6 +26,8 @@ export interface CommandLink {
 /** The link of a direct run: its own command channel, signals over short extra channels. */
 export function directLink(conn: Client | (() => Promise<Client>), remoteDir: string, sessionDir: string, cc: CommandChannel, log: (msg: string) => void, remoteExec?: (command: string) => string): CommandLink {
   const signals = new RemoteSignals(conn, `${remoteDir}/outrun-helper`, sessionDir, log, cc.ended, undefined, remoteExec);
+  // sshd's pty takes SSH window-change requests; the helper's own pty, sizes sent as signals.
+  const size = cc.ownPty ? new RemoteSize(signals) : undefined;
   return {
     input: cc.ch,
     output: cc.ch,
@@ -32,7 +35,7 @@ export function directLink(conn: Client | (() => Promise<Client>), remoteDir: st
     ready: cc.ready,
     ended: cc.ended,
     start: (spec) => void cc.ch.write(spec),
-    resize: (rows, cols) => void cc.ch.setWindow(rows, cols, 0, 0),
+    resize: (rows, cols) => (size ? size.set(rows, cols) : void cc.ch.setWindow(rows, cols, 0, 0)),
     signal: (name) => signals.send(name),
   };
 }

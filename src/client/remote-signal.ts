@@ -9,7 +9,10 @@ import { shellQuote } from './shell-quote';
  * What `outrun-helper signal` takes: a signal name without SIG, HANGUP (the terminal went away)
  * or TIMEOUT (--timeout ran out: SIGTERM and SIGCONT to the command's whole process group).
  */
-export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP' | 'TIMEOUT';
+export type RemoteSignalName = 'INT' | 'TERM' | 'HUP' | 'QUIT' | 'USR1' | 'USR2' | 'PIPE' | 'KILL' | 'HANGUP' | 'TIMEOUT' | RemoteSizeName;
+
+/** A new window size for a pty the helper opened itself (`outrun-helper exec-pty`). */
+export type RemoteSizeName = `SIZE=${number}x${number}`;
 
 /** How often a signal is retried while the helper has not recorded the command yet (5 s). */
 const RETRIES = 25;
@@ -40,16 +43,19 @@ export class RemoteSignals {
    * taken or the command has ended, so that a signal sent early is not lost.
    */
   send(name: RemoteSignalName): void {
-    let tries = 0;
-    const attempt = async (): Promise<void> => {
+    void this.deliver(name);
+  }
+
+  /** As send; settles once the helper took it or it was given up. */
+  async deliver(name: RemoteSignalName): Promise<void> {
+    for (let tries = 0; ; ) {
       // Counted only while there is a connection: a signal sent during an outage waits for it.
       const conn = typeof this.conn === 'function' ? await this.conn().catch(() => undefined) : this.conn;
       if (!conn || this.commandEnded) return;
       const taken = await this.once(conn, name);
       if (taken || this.commandEnded || ++tries >= RETRIES) return;
-      setTimeout(() => void attempt(), RETRY_EVERY_MS);
-    };
-    void attempt();
+      await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
+    }
   }
 
   /** One try: resolves true when the helper took the signal. */

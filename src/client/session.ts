@@ -63,7 +63,7 @@ export async function runSession(opts: SessionOptions): Promise<number> {
   const savedUmask = process.umask(0);
   const terminal = opts.pty ? new Terminal() : undefined;
   // Through relays, both channels outlive the connection (src/remote/relay.ts); a command
-  // on a pty does not (sshd owns the pty): the link dropping ends that run.
+  // on a pty too, since its helper then opens the pty on the remote (command-channel.ts).
   const link = opts.link;
   const relay = link
     ? (program: string[]) =>

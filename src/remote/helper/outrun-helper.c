@@ -37,6 +37,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/types.h>
@@ -61,6 +62,9 @@
 #define HANGUP_VALUE 0x48555030 /* "HUP0" */
 /* The value `signal ... TIMEOUT` queues with SIGTERM: outrun's --timeout ran out. */
 #define TIMEOUT_VALUE 0x54494d30 /* "TIM0" */
+/* exec-pty's window size (`signal ... SIZE=ROWSxCOLS`): real-time, so that sizes queue in order
+ * and the last one sent is the last applied; the value is rows << 16 | cols. */
+#define SIZE_SIGNAL (SIGRTMIN + 1)
 
 /* Exit statuses (match src/client/errors.ts). */
 #define EXIT_USAGE 2
@@ -120,7 +124,7 @@ __attribute__((format(printf, 2, 3), noreturn)) static void die(int status, cons
 
 static void usage(void) {
   msg("usage: outrun-helper agent SESSION_DIR [--as UID:GID] -- PROGRAM [ARGS...] | outrun-helper bind ROOT | "
-      "outrun-helper exec SESSION_DIR [RUN] | outrun-helper signal SESSION_DIR NAME [RUN] | outrun-helper --version");
+      "outrun-helper exec SESSION_DIR [RUN] | outrun-helper exec-pty ROWS COLS SESSION_DIR [RUN] | outrun-helper signal SESSION_DIR NAME [RUN] | outrun-helper --version");
   exit(EXIT_USAGE);
 }
 
@@ -957,7 +961,7 @@ static void rlim_text(rlim_t v, char *buf, size_t size) {
 }
 
 /* The stages at which the command's process can fail, reported through the error pipe. */
-enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_VIEW, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC };
+enum stage { ST_SETPGID = 1, ST_TCSETPGRP, ST_CHROOT, ST_VIEW, ST_RLIMIT, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_EXEC, ST_PTY };
 
 struct child_error {
   int stage;
@@ -1060,6 +1064,87 @@ static void join_session(const char *session) {
   close(mntns);
 }
 
+/* exec-pty: the helper opens the command's terminal itself instead of sshd (so that the command
+ * outlives the SSH connection behind a relay) and copies bytes between its master and our own
+ * stdin/stdout. 0: no pty of our own. */
+static int own_pty;
+static struct winsize own_ws;
+
+/* What the run loop needs of a signal, from sigwaitinfo or a signalfd. */
+struct sig_event {
+  int signo, code, value;
+  pid_t pid;
+};
+
+/* Bytes one way through the pty: read from `from` into buf, written to `to`. */
+struct pipe_dir {
+  int from, to, open;
+  char buf[65536];
+  size_t len, off;
+};
+
+/* Copies stdin to the master and the master to stdout until a signal comes (returned in *ev);
+ * all three fds are non-blocking, so a stalled stdout (the relay's bound) never stops signals. */
+static int pty_wait(int sfd, struct pipe_dir *in, struct pipe_dir *out, struct sig_event *ev) {
+  for (;;) {
+    struct pollfd p[5];
+    int n = 0, iin = -1, iout = -1, oin = -1, oout = -1;
+    p[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    n++;
+    if (in->open && in->len == 0) p[iin = n++] = (struct pollfd){.fd = in->from, .events = POLLIN};
+    if (in->len > 0) p[iout = n++] = (struct pollfd){.fd = in->to, .events = POLLOUT};
+    if (out->open && out->len == 0) p[oin = n++] = (struct pollfd){.fd = out->from, .events = POLLIN};
+    if (out->len > 0) p[oout = n++] = (struct pollfd){.fd = out->to, .events = POLLOUT};
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    struct pipe_dir *dirs[2] = {in, out};
+    int rd[2] = {iin, oin}, wr[2] = {iout, oout};
+    for (int d = 0; d < 2; d++) {
+      struct pipe_dir *pd = dirs[d];
+      if (rd[d] >= 0 && p[rd[d]].revents) {
+        ssize_t r = read(pd->from, pd->buf, sizeof pd->buf);
+        /* EIO on the master: no slave is open any more (the command and its children ended). */
+        if (r > 0) pd->len = (size_t)r, pd->off = 0;
+        else if (r == 0 || (errno != EINTR && errno != EAGAIN)) pd->open = 0;
+      }
+      if (wr[d] >= 0 && p[wr[d]].revents) {
+        ssize_t w = write(pd->to, pd->buf + pd->off, pd->len - pd->off);
+        if (w > 0) {
+          pd->off += (size_t)w;
+          if (pd->off == pd->len) pd->len = pd->off = 0;
+        } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+          pd->len = pd->off = 0; /* nobody reads it any more: dropped, as a closed terminal would */
+          pd->open = 0;
+        }
+      }
+    }
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      ssize_t r = read(sfd, &si, sizeof si);
+      if (r == (ssize_t)sizeof si) {
+        *ev = (struct sig_event){(int)si.ssi_signo, si.ssi_code, si.ssi_int, (pid_t)si.ssi_pid};
+        return 0;
+      }
+      if (r < 0 && errno != EAGAIN && errno != EINTR) return -1;
+    }
+  }
+}
+
+/* After the command ended: what it wrote that is still in the master goes out, then we exit. */
+static void pty_drain(int m, struct pipe_dir *out) {
+  int fl = fcntl(1, F_GETFL);
+  if (fl >= 0) fcntl(1, F_SETFL, fl & ~O_NONBLOCK);
+  if (out->len > 0) write_all(1, out->buf + out->off, out->len - out->off);
+  for (;;) {
+    ssize_t r = read(m, out->buf, sizeof out->buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    if (write_all(1, out->buf, (size_t)r) < 0) return;
+  }
+}
+
 static int cmd_exec(int argc, char **argv) {
   if (argc != 3 && argc != 4) usage();
   const char *session = argv[2];
@@ -1069,7 +1154,7 @@ static int cmd_exec(int argc, char **argv) {
   run_file(cmd_pid_name, sizeof cmd_pid_name, "cmd", argc == 4 ? argv[3] : NULL);
 
   /* a. Handshake. The tty goes raw first, so nothing is echoed and READY is sent verbatim. */
-  int tty = isatty(0);
+  int tty = !own_pty && isatty(0);
   if (tty) {
     if (tcgetattr(0, &saved_tio) < 0) die(EXIT_OUTRUN, "tcgetattr: %s", strerror(errno));
     tio_saved = 1;
@@ -1122,6 +1207,7 @@ static int cmd_exec(int argc, char **argv) {
   sigemptyset(&set);
   for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) sigaddset(&set, fwd[i]);
   sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIZE_SIGNAL);
   catch_and_block(&set);
   sigset_t ttou;
   sigemptyset(&ttou);
@@ -1129,6 +1215,16 @@ static int cmd_exec(int argc, char **argv) {
   sigprocmask(SIG_BLOCK, &ttou, NULL); /* tcsetpgrp from a background group */
 
   pid_t fg_before = tty ? tcgetpgrp(0) : -1;
+  /* Our own pty, from the remote's devpts as the agent's mount namespace sees it (the chroot
+   * binds the same /dev, so the slave's name is the same in there and `tty` prints it). */
+  int m = -1;
+  char slave[128];
+  if (own_pty) {
+    m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, slave, sizeof slave) != 0)
+      die(EXIT_OUTRUN, "opening a pseudo-terminal: %s", strerror(errno));
+    if (ioctl(m, TIOCSWINSZ, &own_ws) < 0) die(EXIT_OUTRUN, "setting the terminal size: %s", strerror(errno));
+  }
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) die(EXIT_OUTRUN, "pipe: %s", strerror(errno));
   char root[PATH_MAX], stage[PATH_MAX];
@@ -1146,7 +1242,15 @@ static int cmd_exec(int argc, char **argv) {
   }
   if (child == 0) {
     close(ep[0]);
-    if (setpgid(0, 0) < 0) child_fail(ep[1], ST_SETPGID, 0);
+    if (own_pty) {
+      /* A session of its own whose controlling terminal is the slave, as sshd would do it. */
+      int s = setsid() < 0 ? -1 : open(slave, O_RDWR | O_CLOEXEC);
+      if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0) child_fail(ep[1], ST_PTY, 0);
+      if (dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0) child_fail(ep[1], ST_PTY, 0);
+      close(s);
+    } else if (setpgid(0, 0) < 0) {
+      child_fail(ep[1], ST_SETPGID, 0);
+    }
     if (tty && tcsetpgrp(0, getpid()) < 0 && errno != ENOTTY) child_fail(ep[1], ST_TCSETPGRP, 0);
     if (sp.host_view) {
       const char *failed;
@@ -1185,7 +1289,9 @@ static int cmd_exec(int argc, char **argv) {
     child_fail(ep[1], ST_EXEC, 0);
   }
   close(ep[1]);
-  setpgid(child, child); /* both sides do it: no race with a signal forwarded to the group */
+  /* Both sides do it: no race with a signal forwarded to the group. Not with our own pty: the
+   * child's setsid would fail on a group leader; the group exists once ep closes at its exec. */
+  if (!own_pty) setpgid(child, child);
 
   struct child_error ce;
   ssize_t r;
@@ -1215,6 +1321,7 @@ static int cmd_exec(int argc, char **argv) {
         umsg("cannot enter the working directory %s on the remote: %s", sp.cwd, es);
         exit(EXIT_OUTRUN);
       case ST_SETPGID: die(EXIT_OUTRUN, "setpgid: %s", es);
+      case ST_PTY: die(EXIT_OUTRUN, "making %s the command's terminal: %s", slave, es);
       case ST_TCSETPGRP: die(EXIT_OUTRUN, "making the command the terminal's foreground job: %s", es);
       case ST_CHROOT: die(EXIT_OUTRUN, "chroot to %s: %s", root, es);
       case ST_VIEW:
@@ -1242,11 +1349,45 @@ static int cmd_exec(int argc, char **argv) {
   /* e. Running: forward signals until the command ends. */
   int status = 0;
   int hung_up = 0;
+  int group = tty || own_pty; /* signals go to the terminal's job, not only to the command */
+  int sfd = -1;
+  static struct pipe_dir pin, pout;
+  if (own_pty) {
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) die(EXIT_OUTRUN, "signalfd: %s", strerror(errno));
+    for (int fd = 0; fd < 2; fd++) {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) die(EXIT_OUTRUN, "fcntl: %s", strerror(errno));
+    }
+    if (fcntl(m, F_SETFL, O_RDWR | O_NONBLOCK) < 0) die(EXIT_OUTRUN, "fcntl: %s", strerror(errno));
+    pin.from = 0, pin.to = m, pin.open = 1;
+    pout.from = m, pout.to = 1, pout.open = 1;
+  }
   for (;;) {
-    siginfo_t si;
-    int sig = sigwait_retry(&set, &si);
-    if (sig < 0) die(EXIT_OUTRUN, "sigwaitinfo: %s", strerror(errno));
-    if (sig == SIGHUP && si.si_code == SI_QUEUE && si.si_value.sival_int == HANGUP_VALUE) {
+    struct sig_event si;
+    int sig;
+    if (own_pty) {
+      if (pty_wait(sfd, &pin, &pout, &si) < 0) die(EXIT_OUTRUN, "copying the terminal: %s", strerror(errno));
+      sig = si.signo;
+    } else {
+      siginfo_t info;
+      sig = sigwait_retry(&set, &info);
+      if (sig < 0) die(EXIT_OUTRUN, "sigwaitinfo: %s", strerror(errno));
+      si = (struct sig_event){sig, info.si_code, info.si_value.sival_int, info.si_pid};
+    }
+    /* The relay gave up on the client (past the reconnect limit): the terminal is gone. */
+    int relay_gone = own_pty && sig == SIGTERM && si.code == SI_USER && si.pid == getppid();
+    if (relay_gone || (sig == SIGHUP && si.code == SI_QUEUE && si.value == HANGUP_VALUE)) {
+      if (own_pty) {
+        /* Closing the master hangs the slave up: SIGHUP (and SIGCONT) to the command's session,
+         * its reads end, as when a terminal goes away. */
+        kill(-child, SIGHUP);
+        if (m >= 0) close(m);
+        m = -1;
+        pin.open = pout.open = 0;
+        pin.len = pout.len = 0;
+        continue;
+      }
       /* The local terminal went away (`outrun-helper signal ... HANGUP`): the command's terminal
        * goes too, as the local kernel would do it. SIGHUP first, so that the command has it
        * before its reads end; the kernel's own SIGHUP to this session leader is then only the
@@ -1255,8 +1396,14 @@ static int cmd_exec(int argc, char **argv) {
       if (tty && ioctl(0, TIOCVHANGUP, 0) == 0) hung_up = 1;
       continue;
     }
-    if (sig == SIGHUP && hung_up && si.si_code == SI_KERNEL) continue;
-    if (sig == SIGTERM && si.si_code == SI_QUEUE && si.si_value.sival_int == TIMEOUT_VALUE) {
+    if (sig == SIGHUP && hung_up && si.code == SI_KERNEL) continue;
+    if (sig == SIZE_SIGNAL) {
+      /* The kernel sends SIGWINCH to the terminal's foreground job itself. */
+      struct winsize ws = {.ws_row = (unsigned short)((unsigned)si.value >> 16), .ws_col = (unsigned short)(si.value & 0xffff)};
+      if (own_pty && m >= 0 && si.code == SI_QUEUE && ws.ws_row && ws.ws_col) ioctl(m, TIOCSWINSZ, &ws);
+      continue;
+    }
+    if (sig == SIGTERM && si.code == SI_QUEUE && si.value == TIMEOUT_VALUE) {
       /* --timeout ran out (`outrun-helper signal ... TIMEOUT`): what timeout(1) sends, SIGTERM
        * to the command and to its whole process group (with or without a terminal), then
        * SIGCONT to both, so that a stopped command sees the SIGTERM too. */
@@ -1267,7 +1414,7 @@ static int cmd_exec(int argc, char **argv) {
       continue;
     }
     if (sig != SIGCHLD) {
-      kill(tty ? -child : child, sig);
+      kill(group ? -child : child, sig);
       continue;
     }
     pid_t p;
@@ -1276,6 +1423,7 @@ static int cmd_exec(int argc, char **argv) {
     if (p == child) break;
   }
   if (tty && fg_before > 0) tcsetpgrp(0, fg_before);
+  if (own_pty && m >= 0) pty_drain(m, &pout);
   /* A named run's files go with it (a master's session outlives many runs). */
   if (argc == 4) {
     char path[PATH_MAX];
@@ -1333,9 +1481,13 @@ static int cmd_signal(int argc, char **argv) {
   int sig = 0;
   int hangup = strcmp(argv[3], "HANGUP") == 0;
   int timeout = strcmp(argv[3], "TIMEOUT") == 0;
+  unsigned rows = 0, cols = 0;
+  char tail;
+  int size = sscanf(argv[3], "SIZE=%ux%u%c", &rows, &cols, &tail) == 2;
+  if (size && (rows < 1 || rows > 65535 || cols < 1 || cols > 65535)) die(EXIT_USAGE, "bad terminal size %s", argv[3]);
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
     if (strcmp(argv[3], signal_names[i].name) == 0) sig = signal_names[i].sig;
-  if (!sig && !hangup && !timeout) die(EXIT_USAGE, "unknown signal %s", argv[3]);
+  if (!sig && !hangup && !timeout && !size) die(EXIT_USAGE, "unknown signal %s", argv[3]);
   const char *why;
   if (check_private_dir(session, &why) < 0) die(EXIT_OUTRUN, "session %s: %s", session, why ? why : strerror(errno));
   char path[PATH_MAX];
@@ -1353,6 +1505,11 @@ static int cmd_signal(int argc, char **argv) {
     /* SIGTERM with a value that says "timeout": the exec helper sends it to the command's group. */
     union sigval v = {.sival_int = TIMEOUT_VALUE};
     if (sigqueue(helper, SIGTERM, v) < 0) die(EXIT_OUTRUN, "sigqueue %ld: %s", (long)helper, strerror(errno));
+    return 0;
+  }
+  if (size) {
+    union sigval v = {.sival_int = (int)(rows << 16 | cols)};
+    if (sigqueue(helper, SIZE_SIGNAL, v) < 0) die(EXIT_OUTRUN, "sigqueue %ld: %s", (long)helper, strerror(errno));
     return 0;
   }
   if (hangup) {
@@ -1384,6 +1541,19 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "agent") == 0) return cmd_agent(argc, argv);
   if (strcmp(argv[1], "bind") == 0) return cmd_bind(argc, argv);
   if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc, argv);
+  if (strcmp(argv[1], "exec-pty") == 0) {
+    /* exec-pty ROWS COLS SESSION_DIR [RUN]: as exec, on a pty of our own of that size. */
+    if (argc != 5 && argc != 6) usage();
+    char *end;
+    unsigned long rows = strtoul(argv[2], &end, 10);
+    if (*end || rows < 1 || rows > 65535) usage();
+    unsigned long cols = strtoul(argv[3], &end, 10);
+    if (*end || cols < 1 || cols > 65535) usage();
+    own_pty = 1;
+    own_ws = (struct winsize){.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    argv[3] = argv[1];
+    return cmd_exec(argc - 2, argv + 2);
+  }
   if (strcmp(argv[1], "signal") == 0) return cmd_signal(argc, argv);
   if (strcmp(argv[1], "try-userns") == 0) {
     if (argc != 3 || argv[2][0] != '/') usage();
